@@ -1,0 +1,1 @@
+"""partner-ledger: an event-sourced deal and subscription ledger for a partner program."""

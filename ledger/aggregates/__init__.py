@@ -1,0 +1,14 @@
+"""The domain model: aggregates and their rules. Knows nothing of I/O."""
+
+from .base import Context, LedgerAggregate, Refused, aggregate_id
+from .command import CommandRecord
+from .customer import Customer, email_domain, normalise_domain
+from .deal import Deal
+from .partner import Partner
+from .subscription import Subscription
+from .trial import Trial
+
+__all__ = [
+    "CommandRecord", "Context", "Customer", "Deal", "LedgerAggregate", "Partner",
+    "Refused", "Subscription", "Trial", "aggregate_id", "email_domain", "normalise_domain",
+]

@@ -1,0 +1,73 @@
+"""What every ledger aggregate shares: deterministic ids, the command context
+that each event records, and the error a business rule raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+# Client-chosen string ids map to stable UUIDs, so a JSON Lines file can refer
+# to what an earlier line created and two writers agree on the aggregate id.
+_NAMESPACE = UUID("6a0f3f5e-2b1c-4d0e-9a57-3c1d5e8f9b21")
+
+
+def aggregate_id(kind: str, key: str) -> UUID:
+    return uuid5(_NAMESPACE, f"{kind}:{key}")
+
+
+class Refused(Exception):
+    """A business rule or an authority check says no. Nothing is written."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asked, under which command id, about when (effective time), and
+    when the ledger recorded it (its own clock; becomes the event timestamp)."""
+
+    command_id: str
+    actor: str
+    at: datetime
+    recorded: datetime
+
+    @property
+    def day(self) -> date:
+        return self.at.date()
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "command_id": self.command_id,
+            "at": self.at,
+            "timestamp": self.recorded,
+        }
+
+
+A = TypeVar("A", bound="LedgerAggregate")
+
+
+class LedgerAggregate(Aggregate):
+    """Base aggregate: every event carries actor, command id and effective time.
+
+    Command methods validate first and only then trigger events, because the
+    ``apply`` of an event re-runs on every replay and must never refuse."""
+
+    KIND = ""
+
+    class Event(Aggregate.Event):
+        actor: str
+        command_id: str
+        at: datetime
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @classmethod
+    def _new(cls: type[A], created: type, key: str, ctx: Context, **fields: Any) -> A:
+        return cls._create(created, id=aggregate_id(cls.KIND, key), **ctx.meta(), **fields)
+
+    def _trigger(self, event_class: type, ctx: Context, **fields: Any) -> None:
+        self.trigger_event(event_class, **ctx.meta(), **fields)

@@ -1,0 +1,139 @@
+"""Customer: one per email domain. It is how the ledger recognises a company, and
+the single place that knows who protects the domain and whether it already
+pays, so duplicate and existing-customer detection is one optimistic-concurrency
+check on one aggregate, saved atomically with the deal, trial or subscription."""
+
+from __future__ import annotations
+
+import re
+
+from .base import Context, LedgerAggregate, Refused
+
+# Free-mail providers cannot identify a company, so a deal or trial on them is refused.
+FREE_MAIL_DOMAINS = frozenset(
+    """
+    gmail.com googlemail.com yahoo.com yahoo.fr yahoo.de yahoo.co.uk ymail.com
+    hotmail.com hotmail.fr hotmail.de hotmail.co.uk outlook.com outlook.fr outlook.de
+    live.com live.fr live.de msn.com icloud.com me.com mac.com aol.com aol.de
+    gmx.de gmx.net gmx.at gmx.ch gmx.com web.de t-online.de freenet.de posteo.de
+    mailbox.org proton.me protonmail.com protonmail.ch tutanota.com tuta.io
+    mail.com email.com zoho.com yandex.com yandex.ru mail.ru inbox.ru qq.com 163.com
+    126.com orange.fr wanadoo.fr free.fr laposte.net sfr.fr neuf.fr bbox.fr
+    suomi24.fi luukku.com bluewin.ch libero.it virgilio.it seznam.cz wp.pl o2.pl
+    """.split()
+)
+
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
+
+
+def normalise_domain(text: str) -> str:
+    domain = text.strip().lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise ValueError(f"not a valid domain: {text!r}")
+    return domain
+
+
+def email_domain(email: str) -> str:
+    """The company domain of an email address; refuses what cannot identify one."""
+    local, at, domain = email.strip().rpartition("@")
+    if not at or not _LOCAL.match(local) or local.startswith(".") or ".." in local:
+        raise ValueError(f"not a valid email address: {email!r}")
+    domain = normalise_domain(domain)
+    if domain in FREE_MAIL_DOMAINS:
+        raise Refused(
+            f"{domain} is a free-mail domain and cannot identify a company; "
+            "use the customer's company email"
+        )
+    return domain
+
+
+class Customer(LedgerAggregate):
+    KIND = "customer"
+
+    class Recognised(LedgerAggregate.Created):
+        domain: str
+        name: str
+
+    class ProtectionClaimed(LedgerAggregate.Event):
+        deal: str
+        partner: str
+
+        def apply(self, c: Customer) -> None:
+            c.protecting_deal, c.protecting_partner = self.deal, self.partner
+
+    class TrialAttached(LedgerAggregate.Event):
+        trial: str
+        partner: str
+
+        def apply(self, c: Customer) -> None:
+            c.trial, c.partner = self.trial, self.partner
+
+    class SubscriptionAttached(LedgerAggregate.Event):
+        subscription: str
+        partner: str | None
+
+        def apply(self, c: Customer) -> None:
+            c.active_subscriptions.add(self.subscription)
+            if self.partner:
+                c.partner = self.partner
+
+    class SubscriptionDetached(LedgerAggregate.Event):
+        subscription: str
+
+        def apply(self, c: Customer) -> None:
+            c.active_subscriptions.discard(self.subscription)
+
+    class UsageReported(LedgerAggregate.Event):
+        users: int | None
+        framework: str | None
+        progress: int | None
+        activities: int | None
+
+    def __init__(self, domain: str, name: str) -> None:
+        self.domain = domain
+        self.name = name
+        self.partner: str | None = None  # whose customer overview shows it
+        self.protecting_deal: str | None = None
+        self.protecting_partner: str | None = None
+        self.trial: str | None = None  # the latest trial
+        self.active_subscriptions: set[str] = set()
+
+    @classmethod
+    def recognise(cls, domain: str, name: str, ctx: Context) -> Customer:
+        return cls._new(cls.Recognised, domain, ctx, domain=domain, name=name)
+
+    @property
+    def is_paying(self) -> bool:
+        return bool(self.active_subscriptions)
+
+    def claim_protection(self, deal: str, partner: str, ctx: Context) -> None:
+        self._trigger(self.ProtectionClaimed, ctx, deal=deal, partner=partner)
+
+    def attach_trial(self, trial: str, partner: str, ctx: Context) -> None:
+        self._trigger(self.TrialAttached, ctx, trial=trial, partner=partner)
+
+    def attach_subscription(self, subscription: str, partner: str | None, ctx: Context) -> None:
+        self._trigger(self.SubscriptionAttached, ctx, subscription=subscription, partner=partner)
+
+    def detach_subscription(self, subscription: str, ctx: Context) -> None:
+        self._trigger(self.SubscriptionDetached, ctx, subscription=subscription)
+
+    def report_usage(
+        self,
+        ctx: Context,
+        users: int | None,
+        framework: str | None,
+        progress: int | None,
+        activities: int | None,
+    ) -> None:
+        if users is None and framework is None and progress is None and activities is None:
+            raise Refused("a usage report needs at least one of users, framework, progress, activities")
+        self._trigger(
+            self.UsageReported,
+            ctx,
+            users=users,
+            framework=framework,
+            progress=progress,
+            activities=activities,
+        )

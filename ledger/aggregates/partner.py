@@ -1,0 +1,66 @@
+"""Partner: a company in the partner program, its email domains and its
+commission rate over time (a rate applies from its effective date on)."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import date
+from decimal import Decimal
+
+from .base import Context, LedgerAggregate, Refused
+
+
+def check_rate(rate: Decimal) -> Decimal:
+    if not rate.is_finite() or not (Decimal(0) <= rate < Decimal(1)):
+        raise Refused(f"commission rate must be a decimal fraction from 0 up to 1 (e.g. 0.20), not {rate}")
+    return rate
+
+
+class Partner(LedgerAggregate):
+    KIND = "partner"
+
+    class Enrolled(LedgerAggregate.Created):
+        partner: str
+        name: str
+        domains: list[str]
+        commission_rate: Decimal
+
+        def apply(self, p: Partner) -> None:
+            p._add_rate(self.at.date(), self.commission_rate)
+
+    class RateSet(LedgerAggregate.Event):
+        commission_rate: Decimal
+
+        def apply(self, p: Partner) -> None:
+            p._add_rate(self.at.date(), self.commission_rate)
+
+    def __init__(self, partner: str, name: str, domains: list[str], commission_rate: Decimal) -> None:
+        self.partner = partner
+        self.name = name
+        self.domains = list(domains)
+        self.rates: list[tuple[date, Decimal]] = []
+
+    def _add_rate(self, day: date, rate: Decimal) -> None:
+        self.rates = sorted([r for r in self.rates if r[0] != day] + [(day, rate)])
+
+    @classmethod
+    def enroll(
+        cls, partner: str, name: str, domains: list[str], commission_rate: Decimal, ctx: Context
+    ) -> Partner:
+        if not name.strip():
+            raise Refused("a partner needs a name")
+        check_rate(commission_rate)
+        return cls._new(
+            cls.Enrolled, partner, ctx, partner=partner, name=name.strip(),
+            domains=domains, commission_rate=commission_rate,
+        )
+
+    def set_rate(self, rate: Decimal, ctx: Context) -> None:
+        self._trigger(self.RateSet, ctx, commission_rate=check_rate(rate))
+
+    def rate_on(self, day: date) -> Decimal:
+        i = bisect_right(self.rates, (day, Decimal("Infinity")))
+        return self.rates[max(i - 1, 0)][1]
+
+    def owns_domain(self, domain: str) -> bool:
+        return any(domain == d or domain.endswith("." + d) for d in self.domains)

@@ -1,0 +1,250 @@
+"""The write side: validated commands → authority → handler on a unit of work
+→ one atomic save per batch. Read models catch up after each submission.
+
+Bulk submission batches many commands into one `app.save(...)`, because one
+transaction per event is slow; a batch that loses an optimistic-concurrency
+race is re-read and re-applied from scratch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError, Transcoding
+
+from . import authority
+from .aggregates import CommandRecord, Refused, aggregate_id
+from .aggregates.base import Context, LedgerAggregate
+from .clock import Clock
+from .commands.handlers import HANDLERS
+from .commands.models import Command, Malformed
+from .db import Database, Unavailable, redact
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+BATCH_SIZE = 500
+RACE_RETRIES = 8
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+@dataclass
+class Result:
+    line: int
+    id: str | None
+    type: str | None
+    status: str  # applied | duplicate | refused | malformed
+    message: str | None = None
+    position: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"line": self.line, "id": self.id, "type": self.type, "status": self.status}
+        if self.status in ("refused", "malformed"):
+            out["reason"] = self.message
+        elif self.message:
+            out["note"] = self.message
+        return out
+
+
+class Batch:
+    """The unit of work: aggregates loaded once per batch, new ones added, and
+    a mark/rollback so a refused command leaves no pending events behind even
+    when it refused after triggering some."""
+
+    def __init__(self, app: LedgerApp) -> None:
+        self.app = app
+        self.loaded: dict[UUID, LedgerAggregate | None] = {}
+
+    def get(self, cls: type[A], key: str) -> A | None:
+        agg_id = aggregate_id(cls.KIND, key)
+        if agg_id not in self.loaded:
+            self.loaded[agg_id] = self.app.load(agg_id)
+        agg = self.loaded[agg_id]
+        if agg is not None and not isinstance(agg, cls):  # pragma: no cover - uuid5 namespaces by kind
+            raise Refused(f"{key!r} is not a {cls.KIND}")
+        return agg  # type: ignore[return-value]
+
+    def add(self, aggregate: LedgerAggregate) -> None:
+        self.loaded[aggregate.id] = aggregate
+
+    def mark(self) -> dict[UUID, int]:
+        return {k: len(a.pending_events) for k, a in self.loaded.items() if a is not None}
+
+    def rollback_to(self, mark: dict[UUID, int]) -> None:
+        for agg_id, agg in list(self.loaded.items()):
+            if agg is None or len(agg.pending_events) == mark.get(agg_id, -1):
+                continue
+            kept = agg.pending_events[: mark.get(agg_id, 0)]
+            restored = self.app.load(agg_id)
+            for event in kept:
+                restored = event.mutate(restored)
+                restored.pending_events.append(event)
+            self.loaded[agg_id] = restored
+
+    def pending(self) -> list[LedgerAggregate]:
+        return [a for a in self.loaded.values() if a is not None and a.pending_events]
+
+
+class LedgerApp(Application):
+    name = "ledger"
+
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or Clock()
+        try:
+            super().__init__(env=db.eventsourcing_env())
+        except Unavailable:
+            raise
+        except Exception as e:
+            raise Unavailable(f"cannot open {db.display}: {redact(str(e)).strip()}") from None
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # -- reading aggregates -------------------------------------------------
+    def load(self, agg_id: UUID) -> Any:
+        try:
+            return self.repository.get(agg_id)
+        except AggregateNotFoundError:
+            return None
+
+    def get(self, cls: type[A], key: str) -> A | None:
+        return Batch(self).get(cls, key)
+
+    def applied_ids(self, command_ids: Iterable[str]) -> set[str]:
+        """Which of these command ids already took effect (one query)."""
+        by_uuid = {aggregate_id(CommandRecord.KIND, c): c for c in command_ids}
+        if not by_uuid:
+            return set()
+        store = self.recorder.datastore  # type: ignore[attr-defined]
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        if self.db.kind == "sqlite":
+            marks = ",".join("?" * len(by_uuid))
+            with store.transaction(commit=False) as c:
+                c.execute(
+                    f"SELECT originator_id FROM {table} WHERE originator_version=1 "
+                    f"AND originator_id IN ({marks})",
+                    [u.hex for u in by_uuid],
+                )
+                return {by_uuid[UUID(row[0])] for row in c.fetchall()}
+        with store.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id FROM {store.schema}.{table} "
+                "WHERE originator_version=1 AND originator_id = ANY(%s)",
+                [list(by_uuid)],
+            )
+            return {by_uuid[row["originator_id"]] for row in c.fetchall()}
+
+    # -- executing commands ---------------------------------------------------
+    def execute(
+        self,
+        items: Sequence[tuple[int, Command | Malformed]],
+        submitter: authority.Actor,
+        progress: Callable[[int], None] | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> list[Result]:
+        """Apply numbered commands (or the Malformed error of a bad line) in
+        batches; each batch is one atomic save. Returns one Result per item."""
+        results: list[Result] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            results.extend(self._execute_chunk(chunk, submitter))
+            if progress:
+                progress(len(chunk))
+        return results
+
+    def _execute_chunk(
+        self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
+    ) -> list[Result]:
+        for _ in range(RACE_RETRIES):
+            try:
+                return self._run_batch(chunk, submitter)
+            except IntegrityError:
+                # Another writer got there first: drop what we read, re-read, re-apply.
+                self._forget_cached()
+        # Heavy contention: one command per transaction still makes progress.
+        out: list[Result] = []
+        for item in chunk:
+            for attempt in range(RACE_RETRIES * 4):
+                try:
+                    out.extend(self._run_batch([item], submitter))
+                    break
+                except IntegrityError:
+                    self._forget_cached()
+                    if attempt == RACE_RETRIES * 4 - 1:
+                        raise Unavailable("gave up after repeated write conflicts; rerun to finish") from None
+        return out
+
+    def _forget_cached(self) -> None:
+        cache = self.repository.cache
+        if cache is not None and hasattr(cache, "clear"):
+            cache.clear()
+
+    def _run_batch(
+        self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
+    ) -> list[Result]:
+        batch = Batch(self)
+        done = self.applied_ids(c.id for _, c in chunk if isinstance(c, Command))
+        results: list[Result] = []
+        for line, cmd in chunk:
+            if isinstance(cmd, Malformed):
+                results.append(Result(line, None, None, "malformed", str(cmd)))
+                continue
+            if cmd.id in done:
+                results.append(Result(line, cmd.id, cmd.type, "duplicate", "already applied"))
+                continue
+            mark = batch.mark()
+            try:
+                note = self._apply(batch, cmd, submitter)
+            except Refused as e:
+                batch.rollback_to(mark)
+                results.append(Result(line, cmd.id, cmd.type, "refused", str(e)))
+                continue
+            done.add(cmd.id)
+            results.append(Result(line, cmd.id, cmd.type, "applied", note))
+        pending = batch.pending()
+        if pending:
+            try:
+                self.save(*pending)
+            except IntegrityError:
+                raise
+            except PersistenceError as e:
+                raise Unavailable(f"could not write to {self.db.display}: {redact(str(e)).strip()}") from None
+        return results
+
+    def _apply(self, batch: Batch, cmd: Command, submitter: authority.Actor) -> str | None:
+        try:
+            actor = authority.Actor.parse(cmd.actor) if cmd.actor else submitter
+        except ValueError as e:
+            raise Refused(str(e)) from None
+        authority.may_act_for(submitter, actor)
+        authority.may_submit(actor, cmd.type)
+        now = self.clock.now()
+        ctx = Context(cmd.id, str(actor), cmd.on or now, now)
+        note = HANDLERS[cmd.type](batch, cmd.data, ctx)
+        batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
+        return note
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def event_at(self, position: int) -> tuple[Any, datetime] | None:
+        rows = self.recorder.select_notifications(position, 1)
+        if not rows or rows[0].id != position:
+            return None
+        event = self.mapper.to_domain_event(rows[0])
+        return event, event.timestamp

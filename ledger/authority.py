@@ -1,0 +1,99 @@
+"""Who may do what. Every authority rule of the product is in this module:
+which actor kinds may submit each command type or run each query, and the
+ownership check that keeps a partner to its own deals, trials and customers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .aggregates.base import Refused
+
+_PARTNER = re.compile(r"^partner:([A-Za-z0-9][A-Za-z0-9._@+-]{0,127})$")
+VENDOR_ROLES = ("vendor:manager", "vendor:finance", "system")
+
+# Command type -> actor kinds allowed besides `system`, which may do anything.
+# "partner" means a partner acting on its own records (checked by owner()).
+COMMAND_ROLES: dict[str, frozenset[str]] = {
+    "enroll_partner": frozenset({"vendor:manager"}),
+    "set_commission_rate": frozenset({"vendor:manager"}),
+    "register_deal": frozenset({"partner", "vendor:manager"}),
+    "accept_deal": frozenset({"vendor:manager"}),
+    "deny_deal": frozenset({"vendor:manager"}),
+    "move_deal": frozenset({"partner", "vendor:manager"}),
+    "add_deal_note": frozenset({"partner", "vendor:manager"}),
+    "win_deal": frozenset({"partner", "vendor:manager"}),
+    "lose_deal": frozenset({"partner", "vendor:manager"}),
+    "start_trial": frozenset({"partner", "vendor:manager"}),
+    "extend_trial": frozenset({"partner", "vendor:manager"}),
+    "start_subscription": frozenset({"vendor:manager"}),
+    "renew_subscription": frozenset({"vendor:manager"}),
+    "cancel_subscription": frozenset({"vendor:manager"}),
+    "refund": frozenset({"vendor:manager"}),
+    "report_usage": frozenset(),
+    "sweep": frozenset(),
+    "issue_statement": frozenset({"vendor:finance"}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        text = (text or "").strip()
+        if text in VENDOR_ROLES or _PARTNER.match(text):
+            return cls(text)
+        raise ValueError(
+            f"unknown actor {text!r}: use partner:<id>, vendor:manager, vendor:finance or system"
+        )
+
+    @property
+    def partner(self) -> str | None:
+        m = _PARTNER.match(self.name)
+        return m.group(1) if m else None
+
+    @property
+    def kind(self) -> str:
+        return "partner" if self.partner else self.name
+
+    @property
+    def is_system(self) -> bool:
+        return self.name == "system"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def may_submit(actor: Actor, command_type: str) -> None:
+    if actor.is_system or actor.kind in COMMAND_ROLES.get(command_type, frozenset()):
+        return
+    raise Refused(f"{actor} may not {command_type.replace('_', ' ')}")
+
+
+def may_act_for(submitter: Actor, actor: Actor) -> None:
+    """Only `system` submits lines on behalf of other actors."""
+    if actor != submitter and not submitter.is_system:
+        raise Refused(f"{submitter} may not submit commands as {actor}; only system may")
+
+
+def owner(actor: Actor, partner: str | None, what: str) -> None:
+    """A partner acts only on its own records; vendor roles are checked by may_submit."""
+    if actor.partner is not None and actor.partner != partner:
+        raise Refused(f"{actor} may not act on {what}: it belongs to another partner")
+
+
+def reader_scope(actor: Actor, partner: str | None) -> str | None:
+    """The partner whose data a query may show: a partner reads only its own."""
+    if actor.partner is None:
+        return partner
+    if partner is not None and partner != actor.partner:
+        raise Refused(f"{actor} may not read partner {partner}'s data")
+    return actor.partner
+
+
+def may_audit(actor: Actor) -> None:
+    """Audits read the whole ledger: vendor roles and system, never a partner."""
+    if actor.partner is not None:
+        raise Refused(f"{actor} may not run audits; they read every partner's data")

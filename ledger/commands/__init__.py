@@ -1,0 +1,1 @@
+"""Commands: the pydantic models at the boundary and one handler per type."""

@@ -1,0 +1,272 @@
+"""One small handler per command type: load the aggregates, check ownership,
+let the aggregates validate, then trigger events. A handler checks everything
+before the first event is triggered, so a refusal leaves nothing behind.
+
+A handler returns an optional note for the per-line report (e.g. why a deal
+was denied at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from .. import authority
+from ..aggregates import Customer, Deal, Partner, Refused, Subscription, Trial, email_domain
+from ..aggregates.base import Context, LedgerAggregate
+from ..aggregates.customer import normalise_domain
+from . import models as m
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+
+class UnitOfWork(Protocol):
+    def get(self, cls: type[A], key: str) -> A | None: ...
+    def add(self, aggregate: LedgerAggregate) -> None: ...
+
+
+def _require(uow: UnitOfWork, cls: type[A], key: str) -> A:
+    agg = uow.get(cls, key)
+    if agg is None:
+        raise Refused(f"no {cls.KIND} {key!r}")
+    return agg
+
+
+def _absent(uow: UnitOfWork, cls: type[LedgerAggregate], key: str) -> None:
+    if uow.get(cls, key) is not None:
+        raise Refused(f"{cls.KIND} {key!r} already exists")
+
+
+def _domain(text: str) -> str:
+    try:
+        return normalise_domain(text)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+
+
+def _customer_email(partner: Partner, email: str) -> str:
+    try:
+        domain = email_domain(email)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+    if partner.owns_domain(domain):
+        raise Refused(
+            f"{email} is on partner {partner.partner}'s own domain; "
+            "register the customer's name and email, not your own"
+        )
+    return domain
+
+
+def _customer(uow: UnitOfWork, domain: str, name: str, ctx: Context) -> Customer:
+    customer = uow.get(Customer, domain)
+    if customer is None:
+        customer = Customer.recognise(domain, name, ctx)
+        uow.add(customer)
+    return customer
+
+
+def _live_protection(uow: UnitOfWork, customer: Customer, ctx: Context) -> Deal | None:
+    """The deal that protects the customer on the command's effective day, if any.
+    A protection found lapsed is recorded as lapsed (same atomic save)."""
+    if not customer.protecting_deal:
+        return None
+    deal = _require(uow, Deal, customer.protecting_deal)
+    if deal.protects(ctx.day):
+        return deal
+    deal.record_lapse_if_due(ctx)
+    return None
+
+
+# -- partners -------------------------------------------------------------
+def enroll_partner(uow: UnitOfWork, d: m.EnrollPartner, ctx: Context) -> str | None:
+    _absent(uow, Partner, d.partner)
+    domains = [_domain(x) for x in d.domains]
+    if not domains:
+        raise Refused("a partner needs at least one email domain")
+    uow.add(Partner.enroll(d.partner, d.name, domains, d.commission_rate, ctx))
+    return None
+
+
+def set_commission_rate(uow: UnitOfWork, d: m.SetCommissionRate, ctx: Context) -> str | None:
+    _require(uow, Partner, d.partner).set_rate(d.commission_rate, ctx)
+    return f"rate {d.commission_rate} from {ctx.day}"
+
+
+# -- deals ----------------------------------------------------------------
+def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | None:
+    authority.owner(_actor(ctx), d.partner, f"partner {d.partner}'s deals")
+    partner = _require(uow, Partner, d.partner)
+    _absent(uow, Deal, d.deal)
+    domain = _customer_email(partner, d.customer_email)
+    customer = _customer(uow, domain, d.customer_name, ctx)
+    protecting = _live_protection(uow, customer, ctx)
+    if protecting is not None and protecting.partner == d.partner:
+        raise Refused(
+            f"{domain} is already protected by your deal {protecting.deal} "
+            f"until {protecting.protected_until}; add a note to it instead"
+        )
+    deal = Deal.register(
+        d.deal, d.partner, domain, d.customer_name, d.contact_name,
+        d.customer_email, d.note, ctx,
+    )
+    uow.add(deal)
+    # The ledger detects duplicates and existing customers itself: the deal is
+    # recorded (the partner sees it) and denied at once with the reason.
+    system = Context(ctx.command_id, "system", ctx.at, ctx.recorded)
+    if customer.is_paying:
+        deal.deny("existing-customer", system, f"{domain} already has an active subscription")
+        return f"denied at once: existing-customer ({domain} already pays)"
+    if protecting is not None:
+        detail = f"protected by partner {protecting.partner} until {protecting.protected_until}"
+        deal.deny("duplicate", system, detail)
+        return f"denied at once: duplicate ({detail})"
+    customer.claim_protection(d.deal, d.partner, ctx)
+    return None
+
+
+def _deal(uow: UnitOfWork, deal_id: str, ctx: Context) -> Deal:
+    deal = _require(uow, Deal, deal_id)
+    authority.owner(_actor(ctx), deal.partner, f"deal {deal_id}")
+    return deal
+
+
+def accept_deal(uow: UnitOfWork, d: m.AcceptDeal, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).accept(ctx)
+    return None
+
+
+def deny_deal(uow: UnitOfWork, d: m.DenyDeal, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).deny(d.reason, ctx)
+    return None
+
+
+def move_deal(uow: UnitOfWork, d: m.MoveDeal, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).move(d.stage, ctx)
+    return None
+
+
+def add_deal_note(uow: UnitOfWork, d: m.AddDealNote, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).add_note(d.text, ctx)
+    return None
+
+
+def win_deal(uow: UnitOfWork, d: m.WinDeal, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).win(d.billing, d.order_number, ctx)
+    return None
+
+
+def lose_deal(uow: UnitOfWork, d: m.LoseDeal, ctx: Context) -> str | None:
+    _deal(uow, d.deal, ctx).lose(d.note, ctx)
+    return None
+
+
+# -- trials ---------------------------------------------------------------
+def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
+    authority.owner(_actor(ctx), d.partner, f"partner {d.partner}'s trials")
+    partner = _require(uow, Partner, d.partner)
+    _absent(uow, Trial, d.trial)
+    domain = _customer_email(partner, d.customer_email)
+    customer = _customer(uow, domain, d.customer_name, ctx)
+    if customer.is_paying:
+        raise Refused(f"{domain} already has an active subscription; no trial needed")
+    protecting = _live_protection(uow, customer, ctx)
+    if protecting is not None and protecting.partner != d.partner:
+        raise Refused(
+            f"{domain} is protected by another partner's deal until {protecting.protected_until}"
+        )
+    if customer.trial:
+        running = _require(uow, Trial, customer.trial)
+        if running.runs_on(ctx.day):
+            raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
+        running.expire_if_due(ctx)
+    trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)
+    uow.add(trial)
+    customer.attach_trial(d.trial, d.partner, ctx)
+    return f"runs until {trial.ends_on}"
+
+
+def extend_trial(uow: UnitOfWork, d: m.ExtendTrial, ctx: Context) -> str | None:
+    trial = _require(uow, Trial, d.trial)
+    authority.owner(_actor(ctx), trial.partner, f"trial {d.trial}")
+    trial.extend(ctx)
+    return f"runs until {trial.ends_on}"
+
+
+# -- subscriptions ----------------------------------------------------------
+def start_subscription(uow: UnitOfWork, d: m.StartSubscription, ctx: Context) -> str | None:
+    _absent(uow, Subscription, d.subscription)
+    domain = _domain(d.customer_domain)
+    partner: str | None = None
+    if d.deal:
+        deal = _require(uow, Deal, d.deal)
+        if deal.domain != domain:
+            raise Refused(f"deal {d.deal} is for {deal.domain}, not {domain}")
+        if deal.stage != "closed-won":
+            raise Refused(f"deal {d.deal} is {deal.stage}; win it before starting its subscription")
+        partner = deal.partner
+    customer = uow.get(Customer, domain)
+    if customer is None:
+        customer = _customer(uow, domain, domain, ctx)
+    elif partner is None:
+        protecting = _live_protection(uow, customer, ctx)
+        partner = protecting.partner if protecting else customer.partner
+    sub = Subscription.start(
+        d.subscription, domain, partner, d.deal, d.plan, d.amount, d.currency,
+        d.period, d.billing, d.order_number, ctx,
+    )
+    uow.add(sub)
+    customer.attach_subscription(d.subscription, partner, ctx)
+    if customer.trial:
+        _require(uow, Trial, customer.trial).convert(d.subscription, ctx)
+    return f"partner {partner}" if partner else "direct customer (no partner)"
+
+
+def renew_subscription(uow: UnitOfWork, d: m.RenewSubscription, ctx: Context) -> str | None:
+    sub = _require(uow, Subscription, d.subscription)
+    sub.renew(ctx)
+    return f"charge {sub.latest.number}: {sub.latest.amount} {sub.currency}"
+
+
+def cancel_subscription(uow: UnitOfWork, d: m.CancelSubscription, ctx: Context) -> str | None:
+    sub = _require(uow, Subscription, d.subscription)
+    customer = _require(uow, Customer, sub.domain)
+    sub.cancel(ctx)
+    customer.detach_subscription(d.subscription, ctx)
+    return None
+
+
+def refund(uow: UnitOfWork, d: m.Refund, ctx: Context) -> str | None:
+    _require(uow, Subscription, d.subscription).refund(d.amount, d.charge, ctx)
+    return None
+
+
+# -- usage and time ---------------------------------------------------------
+def report_usage(uow: UnitOfWork, d: m.ReportUsage, ctx: Context) -> str | None:
+    domain = _domain(d.customer_domain)
+    customer = _customer(uow, domain, domain, ctx)
+    customer.report_usage(ctx, d.users, d.framework, d.progress, d.activities)
+    return None
+
+
+HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
+    "enroll_partner": enroll_partner,
+    "set_commission_rate": set_commission_rate,
+    "register_deal": register_deal,
+    "accept_deal": accept_deal,
+    "deny_deal": deny_deal,
+    "move_deal": move_deal,
+    "add_deal_note": add_deal_note,
+    "win_deal": win_deal,
+    "lose_deal": lose_deal,
+    "start_trial": start_trial,
+    "extend_trial": extend_trial,
+    "start_subscription": start_subscription,
+    "renew_subscription": renew_subscription,
+    "cancel_subscription": cancel_subscription,
+    "refund": refund,
+    "report_usage": report_usage,
+}
+
+
+def _actor(ctx: Context) -> authority.Actor:
+    return authority.Actor(ctx.actor)
+

@@ -1,0 +1,273 @@
+"""The command models at the boundary: a JSON line or a set of CLI options
+becomes one `Command` (envelope + typed data), or a `Malformed` error that
+names the field. Nothing past this module sees unvalidated input."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+MAX_LINE_BYTES = 64 * 1024
+
+# Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")]
+# Free text: no control characters (PostgreSQL text cannot even hold NUL).
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_TEXT)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_TEXT)]
+Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_TEXT)]
+Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=15, decimal_places=2)]
+Rate = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+Stage = Literal["new", "newsletter-subscription", "trial"]
+Billing = Literal["credit-card", "invoice", "partner"]
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnrollPartner(Data):
+    partner: Id
+    name: Name
+    domain: Domain | list[Domain] = Field(description="email domain(s), comma-separated")
+    commission_rate: Rate
+
+    @property
+    def domains(self) -> list[str]:
+        items = self.domain if isinstance(self.domain, list) else self.domain.split(",")
+        return [d.strip() for d in items if d.strip()]
+
+
+class SetCommissionRate(Data):
+    partner: Id
+    commission_rate: Rate
+
+
+class RegisterDeal(Data):
+    deal: Id
+    partner: Id
+    customer_name: Name
+    contact_name: Name
+    customer_email: Email
+    note: Text | None = None
+
+
+class AcceptDeal(Data):
+    deal: Id
+
+
+class DenyDeal(Data):
+    deal: Id
+    reason: Literal["existing-customer", "invalid-lead", "duplicate"]
+
+
+class MoveDeal(Data):
+    deal: Id
+    stage: Stage
+
+
+class AddDealNote(Data):
+    deal: Id
+    text: Text
+
+
+class WinDeal(Data):
+    deal: Id
+    billing: Billing
+    order_number: Name | None = None
+
+
+class LoseDeal(Data):
+    deal: Id
+    note: Text | None = None
+
+
+class StartTrial(Data):
+    trial: Id
+    partner: Id
+    customer_name: Name
+    customer_email: Email
+    days: Annotated[int, Field(ge=1, le=30)] | None = None
+
+
+class ExtendTrial(Data):
+    trial: Id
+
+
+class StartSubscription(Data):
+    subscription: Id
+    customer_domain: Domain
+    plan: Name
+    amount: Money
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    period: Literal["monthly", "yearly"]
+    billing: Billing
+    order_number: Name | None = None
+    deal: Id | None = None
+
+
+class RenewSubscription(Data):
+    subscription: Id
+
+
+class CancelSubscription(Data):
+    subscription: Id
+
+
+class Refund(Data):
+    subscription: Id
+    amount: Money
+    charge: Annotated[int, Field(ge=1)] | None = None
+
+
+class ReportUsage(Data):
+    customer_domain: Domain
+    users: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    framework: Name | None = None
+    progress: Annotated[int, Field(ge=0, le=100)] | None = None
+    activities: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+
+
+class Sweep(Data):
+    """Record what time alone decided: protections that lapsed, trials that expired."""
+
+
+class IssueStatement(Data):
+    partner: Id
+    month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+DATA_MODELS: dict[str, type[Data]] = {
+    "enroll_partner": EnrollPartner,
+    "set_commission_rate": SetCommissionRate,
+    "register_deal": RegisterDeal,
+    "accept_deal": AcceptDeal,
+    "deny_deal": DenyDeal,
+    "move_deal": MoveDeal,
+    "add_deal_note": AddDealNote,
+    "win_deal": WinDeal,
+    "lose_deal": LoseDeal,
+    "start_trial": StartTrial,
+    "extend_trial": ExtendTrial,
+    "start_subscription": StartSubscription,
+    "renew_subscription": RenewSubscription,
+    "cancel_subscription": CancelSubscription,
+    "refund": Refund,
+    "report_usage": ReportUsage,
+    "sweep": Sweep,
+    "issue_statement": IssueStatement,
+}
+
+
+class Malformed(ValueError):
+    """Input that is not a well-formed command (exit status 2)."""
+
+
+def parse_when(value: Any) -> datetime | None:
+    """An effective date or date-time; a date means its midnight UTC, a naive
+    date-time is taken as UTC. Years outside 1970-2199 are refused as typos."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, date):
+        when = datetime.combine(value, time(), timezone.utc)
+    elif isinstance(value, str) and 8 <= len(value) <= 40:
+        try:
+            when = (
+                datetime.combine(date.fromisoformat(value), time(), timezone.utc)
+                if len(value) == 10
+                else datetime.fromisoformat(value.replace("Z", "+00:00"))
+            )
+        except ValueError:
+            raise Malformed(f"'on' is not an ISO 8601 date or date-time: {value!r}") from None
+    else:
+        raise Malformed(f"'on' must be an ISO 8601 date or date-time string, not {value!r}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if not 1970 <= when.year <= 2199:
+        raise Malformed(f"'on' is out of range (years 1970 to 2199): {value!r}")
+    return when.astimezone(timezone.utc)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Id
+    type: Literal[tuple(DATA_MODELS)]  # type: ignore[valid-type]
+    on: datetime | None = None
+    actor: Annotated[str, StringConstraints(max_length=140)] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on(cls, value: Any) -> datetime | None:
+        return parse_when(value)
+
+
+class Command(BaseModel):
+    """One validated command: the envelope's fields and its typed data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    on: datetime | None
+    actor: str | None
+    data: Data
+
+    def data_json(self) -> dict[str, Any]:
+        return self.data.model_dump(mode="json", exclude_none=True)
+
+
+def _one_line(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors()[:3]:
+        loc = ".".join(str(x) for x in e["loc"]) or "line"
+        parts.append(f"{prefix}{loc}: {e['msg']}")
+    more = len(err.errors()) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def build(envelope: dict[str, Any]) -> Command:
+    """Validate an envelope dict (from JSON or from CLI options) into a Command."""
+    if not isinstance(envelope, dict):
+        raise Malformed("a command line must be a JSON object")
+    try:
+        env = Envelope.model_validate(envelope)
+    except ValidationError as e:
+        raise Malformed(_one_line(e)) from None
+    try:
+        data = DATA_MODELS[env.type].model_validate(env.data)
+    except ValidationError as e:
+        raise Malformed(_one_line(e, "data.")) from None
+    return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)
+
+
+def parse_line(raw: bytes | str) -> Command:
+    """One JSON Lines line into a Command. Numbers stay Decimal, never float."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_LINE_BYTES:
+            raise Malformed(f"line is longer than {MAX_LINE_BYTES} bytes")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise Malformed(f"line is not valid UTF-8 (byte {e.start})") from None
+    if len(raw) > MAX_LINE_BYTES:
+        raise Malformed(f"line is longer than {MAX_LINE_BYTES} characters")
+    try:
+        obj = json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    except RecursionError:
+        raise Malformed("line is nested too deeply") from None
+    except ValueError as e:
+        raise Malformed(f"line is not valid JSON: {e}") from None
+    return build(obj)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
