@@ -24,11 +24,16 @@ FREE_MAIL_DOMAINS = frozenset(
 )
 
 _DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_LOCAL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
+_LOCAL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")  # \w: internationalised addresses too
 
 
 def normalise_domain(text: str) -> str:
     domain = text.strip().lower().rstrip(".")
+    if not domain.isascii():
+        try:  # internationalised domains are kept in their ASCII (punycode) form
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"not a valid domain: {text!r}") from None
     if not _DOMAIN.match(domain):
         raise ValueError(f"not a valid domain: {text!r}")
     return domain

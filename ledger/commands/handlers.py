@@ -247,6 +247,12 @@ def report_usage(uow: UnitOfWork, d: m.ReportUsage, ctx: Context) -> str | None:
     return None
 
 
+def sweep(uow: UnitOfWork, d: m.Sweep, ctx: Context) -> str | None:
+    lapsed = sum(1 for key in d.deals if (deal := uow.get(Deal, key)) and deal.record_lapse_if_due(ctx))
+    expired = sum(1 for key in d.trials if (trial := uow.get(Trial, key)) and trial.expire_if_due(ctx))
+    return f"{lapsed} protections lapsed, {expired} trials expired"
+
+
 HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "enroll_partner": enroll_partner,
     "set_commission_rate": set_commission_rate,
@@ -264,6 +270,7 @@ HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "cancel_subscription": cancel_subscription,
     "refund": refund,
     "report_usage": report_usage,
+    "sweep": sweep,
 }
 
 

@@ -134,7 +134,11 @@ class ReportUsage(Data):
 
 
 class Sweep(Data):
-    """Record what time alone decided: protections that lapsed, trials that expired."""
+    """Record what time alone decided: protections that lapsed, trials that
+    expired. The candidates come from the read models; each is re-checked."""
+
+    deals: Annotated[list[Id], Field(max_length=1_000_000)] = []
+    trials: Annotated[list[Id], Field(max_length=1_000_000)] = []
 
 
 class IssueStatement(Data):

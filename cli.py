@@ -1,0 +1,609 @@
+"""The `ledger` command line: one sub-command per command type and query.
+
+Exit status: 0 done; 1 refused by a business rule or authority; 2 bad usage
+or malformed input; 3 the database is unreachable or broken. Errors are one
+line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import click
+
+# Heavy modules (eventsourcing, pydantic, psycopg) load on first use, so
+# `ledger --help` stays as quick as click itself.
+EXIT_REFUSED, EXIT_USAGE, EXIT_DB = 1, 2, 3
+
+
+class Settings:
+    def __init__(self, db: str | None, actor: str, as_json: bool) -> None:
+        self.db, self.actor, self.json = db, actor, as_json
+        self._ledger: Any = None
+
+    def ledger(self) -> Any:
+        if self._ledger is None:
+            from ledger.service import Ledger
+
+            self._ledger = Ledger(self.db, self.actor)
+        return self._ledger
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class LedgerGroup(click.Group):
+    """Turns the ledger's errors into one line and its exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except BrokenPipeError:
+            # The reader (e.g. `| head`) went away: stop quietly, like other tools.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
+            from ledger.aggregates import Refused
+            from ledger.commands.models import Malformed
+            from ledger.db import Unavailable, redact
+
+            if isinstance(e, Refused):
+                fail(str(e), EXIT_REFUSED)
+            if isinstance(e, (Malformed, ValueError, KeyError)):
+                fail(str(e).strip("'\""), EXIT_USAGE)
+            if isinstance(e, Unavailable):
+                fail(str(e), EXIT_DB)
+            if _is_database_error(e):
+                fail(f"database error: {redact(str(e)).splitlines()[0] if str(e) else type(e).__name__}", EXIT_DB)
+            fail(f"internal error: {type(e).__name__}: {redact(str(e)).splitlines()[0] if str(e) else ''}", EXIT_DB)
+        finally:
+            if isinstance(ctx.obj, Settings):
+                ctx.obj.close()
+
+
+def _is_database_error(e: Exception) -> bool:
+    import sqlite3
+
+    from eventsourcing.persistence import PersistenceError
+
+    if isinstance(e, (sqlite3.Error, PersistenceError)):
+        return True
+    try:
+        import psycopg
+        import psycopg_pool
+
+        return isinstance(e, (psycopg.Error, psycopg_pool.PoolTimeout))
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def set_json(ctx: click.Context, _: Any, value: bool) -> None:
+    if value:
+        ctx.find_object(Settings).json = True
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, expose_value=False, callback=set_json,
+    help="Print JSON instead of a table.",
+)
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", envvar="LEDGER_DATABASE_URL", metavar="URL",
+              help="sqlite:///path.db (default sqlite:///ledger.db) or postgresql://user@host:port/dbname. "
+                   "Env: LEDGER_DATABASE_URL.")
+@click.option("--as", "actor", envvar="LEDGER_ACTOR", default="vendor:manager", show_default=True,
+              metavar="ACTOR", help="partner:<id>, vendor:manager, vendor:finance or system. Env: LEDGER_ACTOR.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines for submit) instead of tables.")
+@click.version_option("0.1.0", prog_name="ledger")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
+    """partner-ledger: the event-sourced deal and subscription ledger of a
+    partner program.
+
+    \b
+    Partners register deals and start trials; the vendor reviews deals,
+    records subscriptions, and pays commission; finance replays the books.
+    Every change is an immutable event; the tables you query are rebuilt
+    from them.
+
+    \b
+    Start with:   ledger demo            (a sample program in ./ledger.db)
+                  ledger overview --partner nordic-grc
+                  ledger submit commands.jsonl
+    """
+    ctx.obj = Settings(db, actor, as_json)
+
+
+# -- output helpers -------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def dump(value: Any) -> str:
+    return json.dumps(_plain(value), ensure_ascii=False)
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)") -> str:
+    if not rows:
+        return empty
+    cells = [[("" if r.get(c) is None else str(_plain(r.get(c)))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def emit(ctx: click.Context, value: Any, human: Callable[[], str]) -> None:
+    click.echo(dump(value) if ctx.find_object(Settings).json else human())
+
+
+def parse_day(value: str | None, name: str = "--as-of") -> date:
+    if value is None:
+        return datetime.now(timezone.utc).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
+
+
+def parse_moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 timestamp", param_hint="--known-at") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+as_of_option = click.option("--as-of", metavar="DATE", help="Answer as of this effective date (default today); "
+                            "windows such as 90 days count back from it.")
+known_at_option = click.option("--known-at", metavar="TIMESTAMP",
+                               help="Answer as the ledger knew it at this recorded time (ISO 8601, UTC if no zone).")
+
+
+# -- commands from options ---------------------------------------------------------
+FIELD_HELP = {
+    "partner": "Partner id.", "name": "Company name.", "domain": "Email domain(s), comma-separated.",
+    "commission_rate": "Decimal fraction, e.g. 0.20.", "deal": "Deal id (chosen by you).",
+    "customer_name": "The customer's company name.", "contact_name": "The customer's contact person.",
+    "customer_email": "The customer contact's email (its domain identifies the customer).",
+    "note": "Optional note.", "reason": "existing-customer, invalid-lead or duplicate.",
+    "stage": "new, newsletter-subscription or trial.", "text": "The note's text.",
+    "billing": "credit-card, invoice or partner.", "order_number": "Order number (required for invoice).",
+    "trial": "Trial id (chosen by you).", "days": "Trial length in days (default 14, at most 30).",
+    "subscription": "Subscription id (chosen by you).", "customer_domain": "The customer's email domain.",
+    "plan": "Plan name.", "amount": "Amount as a decimal, e.g. 1200.00.", "currency": "ISO 4217 code, e.g. EUR.",
+    "period": "monthly or yearly.", "users": "Number of users.", "framework": "Main framework, e.g. ISO 27001.",
+    "progress": "Framework progress, 0-100.", "activities": "Activities on the day.",
+    "charge": "Charge number to refund (default: the latest).",
+}
+
+COMMANDS = [
+    # group, name, command type, positional fields, help
+    ("partner", "enroll", "enroll_partner", ["partner"], "Enroll a partner with its domain(s) and commission rate."),
+    ("partner", "set-rate", "set_commission_rate", ["partner", "commission_rate"],
+     "Change a partner's commission rate from the effective date (--on) on."),
+    ("deal", "register", "register_deal", ["deal"],
+     "Register a deal for a customer (pending until reviewed; protects the domain 90 days)."),
+    ("deal", "accept", "accept_deal", ["deal"], "Accept a pending deal (vendor)."),
+    ("deal", "deny", "deny_deal", ["deal", "reason"], "Deny a pending deal with a reason (vendor)."),
+    ("deal", "move", "move_deal", ["deal", "stage"], "Move a deal forward: new, newsletter-subscription, trial."),
+    ("deal", "note", "add_deal_note", ["deal", "text"], "Add a note to the deal card (renews protection)."),
+    ("deal", "win", "win_deal", ["deal", "billing"], "Close a deal as won with its billing option."),
+    ("deal", "lose", "lose_deal", ["deal"], "Close a deal as lost, ideally with a note."),
+    ("trial", "start", "start_trial", ["trial"], "Start a trial for a customer (14 days unless --days)."),
+    ("trial", "extend", "extend_trial", ["trial"], "Extend a running trial once, to 30 days in total."),
+    ("subscription", "start", "start_subscription", ["subscription"],
+     "Start a subscription; its first billing period is charged."),
+    ("subscription", "renew", "renew_subscription", ["subscription"], "Renew: charge the next billing period."),
+    ("subscription", "cancel", "cancel_subscription", ["subscription"], "Cancel a subscription."),
+    ("subscription", "refund", "refund", ["subscription", "amount"],
+     "Refund (part of) the latest charge, or --charge N; claws back its commission."),
+    ("usage", "report", "report_usage", ["customer_domain"], "Report a customer's product usage (system)."),
+]
+
+GROUP_HELP = {
+    "partner": "Enroll partners and set commission rates.",
+    "deal": "Register, review, move, note, win and lose deals.",
+    "trial": "Start and extend customer trials.",
+    "subscription": "Start, renew, cancel and refund subscriptions.",
+    "usage": "Product usage reports (feed the customer overview).",
+}
+
+
+def print_result(ctx: click.Context, result: Any) -> None:
+    d = result.as_dict()
+    emit(ctx, d, lambda: f"{d['status']}: {d['type']} ({d['id']})" + (f" - {d['note']}" if d.get("note") else ""))
+
+
+def make_command(command_type: str, positional: list[str], help_text: str) -> click.Command:
+    from_models = _fields(command_type)
+
+    def callback(**kwargs: Any) -> None:
+        ctx = click.get_current_context()
+        data: dict[str, Any] = {}
+        for field in from_models:
+            opt, pos = kwargs.get(field), kwargs.get(f"pos_{field}")
+            if opt is not None and pos is not None and opt != pos:
+                raise click.UsageError(f"{field} given twice with different values")
+            value = opt if opt is not None else pos
+            if value is not None:
+                data[field] = value
+        envelope = {"id": kwargs["command_id"] or f"cli-{uuid4().hex}", "type": command_type,
+                    "on": kwargs["on"], "data": data}
+        result = ctx.find_object(Settings).ledger().command(envelope)
+        print_result(ctx, result)
+
+    params: list[click.Parameter] = [
+        click.Argument([f"pos_{f}"], required=False, metavar=f.upper()) for f in positional
+    ]
+    for field in from_models:
+        params.append(click.Option([f"--{field.replace('_', '-')}", field], help=FIELD_HELP.get(field)))
+    params += [
+        click.Option(["--on"], metavar="DATE", help="Effective date or date-time (default now)."),
+        click.Option(["--id", "command_id"], metavar="ID", help="Command id for idempotency (default: new)."),
+    ]
+    cmd = click.Command(
+        name=None, callback=callback, params=params,
+        help=help_text + "\n\nPositional arguments may be given as options instead.",
+    )
+    json_option(cmd)
+    return cmd
+
+
+def _fields(command_type: str) -> list[str]:
+    # The pydantic data model is the one definition of a command's fields.
+    from ledger.commands.models import DATA_MODELS
+
+    return list(DATA_MODELS[command_type].model_fields)
+
+
+class LazyCommands(click.Group):
+    """Builds its sub-commands from the command models only when asked."""
+
+    def __init__(self, *args: Any, group: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group_name = group
+
+    def _specs(self) -> dict[str, tuple[str, list[str], str]]:
+        return {name: (t, pos, h) for g, name, t, pos, h in COMMANDS if g == self.group_name}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self._specs())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        spec = self._specs().get(name)
+        if spec is None:
+            return None
+        cmd = make_command(*spec)
+        cmd.name = name
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, h.split(".")[0]) for name, (_, _, h) in self._specs().items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+for _group in GROUP_HELP:
+    main.add_command(LazyCommands(name=_group, group=_group, help=GROUP_HELP[_group]))
+
+
+# -- bulk submission ----------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.File("rb"))
+@click.option("--problems-only", is_flag=True, help="Print only refused and malformed lines (and the summary).")
+@json_option
+@click.pass_context
+def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
+    """Submit commands from a JSON Lines FILE (- for stdin), one per line.
+
+    \b
+    Each line: {"id": "c-1", "type": "register_deal", "on": "2026-01-10",
+                "actor": "partner:acme", "data": {...}}
+    Re-submitting is safe: a command id already applied is reported as
+    duplicate. A refused line writes nothing; the other lines still apply.
+    Exit status: 0 all applied or duplicate, 1 some refused, 2 some malformed.
+    """
+    settings = ctx.find_object(Settings)
+    lines = file.read().splitlines()
+    ledger = settings.ledger()
+    show = len(lines) >= 2000 and sys.stderr.isatty()
+    with click.progressbar(length=len(lines), label="applying", file=sys.stderr) if show else _null() as bar:
+        results = ledger.submit_lines(lines, progress=(bar.update if show else None))
+    counts = {s: 0 for s in ("applied", "duplicate", "refused", "malformed")}
+    for r in results:
+        counts[r.status] += 1
+    for r in results:
+        if problems_only and r.status in ("applied", "duplicate"):
+            continue
+        d = r.as_dict()
+        if settings.json:
+            click.echo(dump(d))
+        else:
+            detail = d.get("reason") or d.get("note") or ""
+            click.echo(f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
+                       + (f" - {detail}" if detail else ""))
+    summary = {"lines": len(results), **counts, "position": ledger.app.head()}
+    if settings.json:
+        click.echo(dump({"summary": summary}))
+    else:
+        click.echo(f"{len(results)} lines: {counts['applied']} applied, {counts['duplicate']} duplicate, "
+                   f"{counts['refused']} refused, {counts['malformed']} malformed")
+    if counts["malformed"]:
+        sys.exit(EXIT_USAGE)
+    if counts["refused"]:
+        sys.exit(EXIT_REFUSED)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+
+@main.command()
+@click.option("--on", metavar="DATE", help="Sweep as of this date (default today).")
+@json_option
+@click.pass_context
+def sweep(ctx: click.Context, on: str | None) -> None:
+    """Record protections that lapsed and trials that expired (system)."""
+    print_result(ctx, ctx.find_object(Settings).ledger().sweep(parse_day(on, "--on")))
+
+
+# -- queries --------------------------------------------------------------------------
+@main.command()
+@click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@click.option("--filter", "filter_", type=click.Choice(["trial", "active", "closed", "attention"]),
+              help="Only customers with a running trial, an active subscription, a trial that ended "
+                   "without subscribing, or attention items.")
+@as_of_option
+@known_at_option
+@json_option
+@click.pass_context
+def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
+    """The customer overview: status, framework, users, recent activity."""
+    rows = ctx.find_object(Settings).ledger().overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
+    emit(ctx, rows, lambda: table(rows, ["customer", "domain", "status", "framework", "progress", "users",
+                                         "activities_90d", "attention"]))
+
+
+@main.command()
+@click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@as_of_option
+@known_at_option
+@json_option
+@click.pass_context
+def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
+    """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
+    items = ctx.find_object(Settings).ledger().attention(partner, parse_day(as_of), parse_moment(known_at))
+    rows = [{k: v for k, v in i.items() if k != "domain"} for i in items]
+    emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
+
+
+@main.command()
+@click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@click.option("--stage", type=click.Choice(["new", "newsletter-subscription", "trial", "closed-won", "closed-lost"]))
+@click.option("--review", type=click.Choice(["pending", "accepted", "denied"]))
+@click.option("--summary", is_flag=True, help="Counts by stage and review status instead of rows.")
+@as_of_option
+@known_at_option
+@json_option
+@click.pass_context
+def deals(ctx: click.Context, partner: str | None, stage: str | None, review: str | None, summary: bool,
+          as_of: str | None, known_at: str | None) -> None:
+    """The deal pipeline: deals with stage, review and protection."""
+    from ledger.projections.pipeline import summary as pipeline_summary
+
+    rows = ctx.find_object(Settings).ledger().deals(partner, stage, review, parse_day(as_of), parse_moment(known_at))
+    if summary:
+        s = pipeline_summary(rows)
+        emit(ctx, s, lambda: "\n".join(
+            [f"{s['total']} deals"] + [f"  {k}: {v}" for k, v in {**s["by_stage"], **s["by_review"]}.items()]))
+        return
+    emit(ctx, rows, lambda: table(rows, ["deal", "partner", "customer_domain", "stage", "review",
+                                         "protected_until"]))
+
+
+@main.group(cls=click.Group, invoke_without_command=True)
+@click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@click.option("--month", metavar="YYYY-MM", help="Statement month.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the lines as CSV for a spreadsheet.")
+@known_at_option
+@json_option
+@click.pass_context
+def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, known_at: str | None) -> None:
+    """A partner's commission statement for a month: one line per charge or
+    refund, and totals per currency (amount = vendor share + partner share)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not partner or not month:
+        raise click.UsageError("give --partner and --month (YYYY-MM)")
+    _check_month(month)
+    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at))
+    if as_csv:
+        click.echo(statement_csv(st), nl=False)
+        return
+    emit(ctx, st, lambda: statement_text(st))
+
+
+def _check_month(month: str) -> None:
+    try:
+        datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise click.BadParameter(f"{month!r} is not a month (YYYY-MM)", param_hint="--month") from None
+
+
+LINE_COLUMNS = ["day", "entry", "subscription", "customer_domain", "plan", "billing", "amount", "currency",
+                "rate", "commission", "kind", "vendor_share", "partner_share"]
+
+
+def statement_csv(st: dict[str, Any]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(LINE_COLUMNS)
+    for line in st["lines"]:
+        w.writerow([_plain(line[c]) for c in LINE_COLUMNS])
+    return out.getvalue()
+
+
+def statement_text(st: dict[str, Any]) -> str:
+    parts = [f"Commission statement {st['partner']} {st['month']}", "",
+             table(st["lines"], LINE_COLUMNS, empty="(no charges or refunds)"), ""]
+    for currency, t in st["totals"].items():
+        parts.append(
+            f"{currency}: amount {t['amount']}, commission {t['commission']}, vendor share {t['vendor_share']}, "
+            f"payable to partner {t['payable_to_partner']}, invoice to partner {t['invoice_to_partner']}")
+    return "\n".join(parts)
+
+
+# -- projections ----------------------------------------------------------------------
+@main.group()
+def projections() -> None:
+    """Read-model maintenance: status and rebuild."""
+
+
+@projections.command("status")
+@json_option
+@click.pass_context
+def projections_status(ctx: click.Context) -> None:
+    """Each projection's position against the ledger's head."""
+    rows = [s.__dict__ | {"behind": s.behind} for s in ctx.find_object(Settings).ledger().runner.status()]
+    emit(ctx, rows, lambda: table(rows, ["name", "position", "head", "behind", "version", "rebuilding_at"]))
+
+
+@projections.command("rebuild")
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def projections_rebuild(ctx: click.Context, name: str | None) -> None:
+    """Rebuild one projection (or all) from position 0. Queries keep the old
+    tables until the new ones are complete; an interrupted rebuild resumes."""
+    ledger = ctx.find_object(Settings).ledger()
+    names = [name] if name else [p.name for p in ledger.runner.projections]
+    for n in names:
+        ledger.runner.get(n)
+    head = ledger.app.head()
+    for n in names:
+        with _bar(head, f"rebuilding {n}") as progress:
+            ledger.runner.rebuild(n, progress)
+    emit(ctx, {"rebuilt": names, "position": head}, lambda: f"rebuilt {', '.join(names)} to position {head}")
+
+
+class _bar:
+    """A progress bar on stderr for long work, silent when not a terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.done = total, label, 0
+        self.bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr) if sys.stderr.isatty() else None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if self.bar:
+            self.bar.__enter__()
+        return self.update
+
+    def update(self, position: int, head: int) -> None:
+        if self.bar:
+            self.bar.update(max(position - self.done, 0))
+            self.done = position
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+
+# -- demo -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--seed", default=7, show_default=True, help="Sample data seed.")
+@click.option("--partners", default=4, show_default=True, help="Number of partners.")
+@click.option("--deals", "deal_count", default=60, show_default=True, help="Number of deals.")
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
+    """Load a realistic sample program (partners, deals through every stage,
+    trials, subscriptions with each billing option) and show what happened.
+    Safe to run twice: the second run applies nothing new."""
+    from ledger.sample import generate
+
+    settings = ctx.find_object(Settings)
+    settings.actor = "system"  # the sample submits on behalf of partners and the vendor
+    ledger = settings.ledger()
+    today = datetime.now(timezone.utc).date()
+    lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
+    results = ledger.submit_lines(lines)
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    by_type: dict[str, int] = {}
+    for r in results:
+        if r.status == "applied":
+            by_type[r.type] = by_type.get(r.type, 0) + 1
+    summary = {"database": ledger.db.display, "commands": len(results), **counts, "applied_by_type": by_type,
+               "events": ledger.app.head()}
+    if settings.json:
+        click.echo(dump(summary))
+        return
+    click.echo(f"Sample program loaded into {ledger.db.display}: {len(results)} commands, "
+               + ", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {ledger.app.head()} events in the ledger.")
+    for t, n in sorted(by_type.items()):
+        click.echo(f"  {t:22} {n}")
+    refusals = [r for r in results if r.status == "refused"][:5]
+    if refusals:
+        click.echo("\nThe ledger refused, as it should:")
+        for r in refusals:
+            click.echo(f"  {r.type} {r.id}: {r.message}")
+    partners = sorted(a.split(":", 1)[1] for a in _partners_in(lines))
+    if not partners:
+        return
+    from ledger.projections.pipeline import summary as pipeline_summary
+
+    month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    p = max(partners, key=lambda x: len(ledger.statement(x, month)["lines"]))
+    click.echo(f"\nCustomer overview of partner {p} today:")
+    click.echo(table(ledger.overview(p, None, today), ["customer", "status", "framework", "progress", "users",
+                                                       "activities_90d", "attention"]))
+    s = pipeline_summary(ledger.deals(None, None, None, today))
+    click.echo("\nDeal pipeline, all partners: " + ", ".join(f"{k} {v}" for k, v in s["by_stage"].items() if v))
+    click.echo("\n" + statement_text(ledger.statement(p, month)))
+    click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
+               f"      ledger statement --partner {p} --month {month} --csv")
+
+
+def _partners_in(lines: Iterable[str]) -> set[str]:
+    out = set()
+    for raw in lines:
+        actor = json.loads(raw).get("actor") or ""
+        if actor.startswith("partner:"):
+            out.add(actor)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,128 @@
+"""How a read model is kept: tables declared as data, a per-batch row cache
+that projections read and write as plain dicts, and one flush that writes the
+rows and the projection's position in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    columns: dict[str, str]  # column -> SQL type (TEXT, BIGINT); dates/money as ISO/decimal TEXT
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    def create_sql(self, physical: str) -> list[str]:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns.items())
+        return [f"CREATE TABLE IF NOT EXISTS {physical} ({cols}, PRIMARY KEY ({', '.join(self.key)}))"]
+
+    def index_sql(self, physical: str) -> list[str]:
+        return [
+            f"CREATE INDEX IF NOT EXISTS ix_{physical}_{'_'.join(ix)} ON {physical} ({', '.join(ix)})"
+            for ix in self.indexes
+        ]
+
+
+class Rows:
+    """One table's rows as seen by a batch: read through to the database on
+    first access, written back by one executemany at flush."""
+
+    def __init__(self, sql: Any, table: Table, physical: str) -> None:
+        self.sql, self.table, self.physical = sql, table, physical
+        self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self.dirty: set[tuple[Any, ...]] = set()
+        self._cols = list(table.columns)
+        self._select = (
+            f"SELECT {', '.join(self._cols)} FROM {physical} WHERE "
+            + " AND ".join(f"{k} = ?" for k in table.key)
+        )
+
+    def get(self, *key: Any) -> dict[str, Any] | None:
+        row = self.cache.get(key, _MISSING)
+        if row is _MISSING:
+            found = self.sql.one(self._select, key)
+            row = dict(zip(self._cols, found)) if found else None
+            self.cache[key] = row
+        return row  # type: ignore[return-value]
+
+    def put(self, row: dict[str, Any]) -> None:
+        key = tuple(row[k] for k in self.table.key)
+        full = {c: row.get(c) for c in self._cols}
+        self.cache[key] = full
+        self.dirty.add(key)
+
+    def update(self, *key: Any, **changes: Any) -> dict[str, Any] | None:
+        row = self.get(*key)
+        if row is not None:
+            row.update(changes)
+            self.dirty.add(key)
+        return row
+
+    def flush(self) -> None:
+        rows = [self.cache[k] for k in self.dirty]
+        live = [r for r in rows if r is not None]
+        if live:
+            cols = ", ".join(self._cols)
+            marks = ", ".join("?" * len(self._cols))
+            updates = ", ".join(f"{c} = excluded.{c}" for c in self._cols if c not in self.table.key)
+            conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            self.sql.executemany(
+                f"INSERT INTO {self.physical} ({cols}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(self.table.key)}) {conflict}",
+                [tuple(r[c] for c in self._cols) for r in live],
+            )
+        self.dirty.clear()
+
+
+@dataclass
+class Writer:
+    """What a projection writes into during one batch: its tables by name."""
+
+    sql: Any
+    tables: dict[str, Rows] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Rows:
+        return self.tables[name]
+
+    def flush(self) -> None:
+        for rows in self.tables.values():
+            rows.flush()
+
+
+class Projection:
+    """A read model: its tables and how each event changes them. Subclasses
+    set `name`, `version` (bump it when the tables or rules change: the runner
+    then rebuilds) and `tables`, and implement `apply`."""
+
+    name = ""
+    version = 1
+    tables: tuple[Table, ...] = ()
+
+    def apply(self, w: Writer, event: Any, position: int) -> None:
+        raise NotImplementedError
+
+    def writer(self, sql: Any, suffix: str = "") -> Writer:
+        return Writer(sql, {t.name: Rows(sql, t, t.name + suffix) for t in self.tables})
+
+    def create(self, sql: Any, suffix: str = "", indexes: bool = True) -> None:
+        for t in self.tables:
+            for stmt in t.create_sql(t.name + suffix) + (t.index_sql(t.name + suffix) if indexes else []):
+                sql.execute(stmt)
+
+    def drop(self, sql: Any, suffix: str = "") -> None:
+        for t in self.tables:
+            sql.execute(f"DROP TABLE IF EXISTS {t.name + suffix}")
+
+
+def iso(d: Any) -> str | None:
+    return d.isoformat() if d is not None else None
+
+
+def table_names(projections: Iterable[Projection]) -> list[str]:
+    return [t.name for p in projections for t in p.tables]

@@ -1,0 +1,213 @@
+"""Customer overview: per partner, each customer's status (trial, active,
+closed, cancelled), main framework and progress, users, activities in the
+last 90 days, and how many attention items it has.
+
+The tables hold facts with their effective dates (trials, subscriptions,
+daily usage); statuses and windows are computed for the asked `as of` date."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from ..aggregates import Customer, Subscription, Trial, aggregate_id
+from ..aggregates.subscription import period_end
+from .base import Projection, Table, Writer, iso
+
+CUSTOMERS = Table(
+    "ov_customers",
+    key=("agg",),
+    columns={"agg": "TEXT", "domain": "TEXT", "name": "TEXT", "partner": "TEXT"},
+    indexes=(("partner",), ("domain",)),
+)
+TRIALS = Table(
+    "ov_trials",
+    key=("agg",),
+    columns={
+        "agg": "TEXT", "trial": "TEXT", "partner": "TEXT", "domain": "TEXT", "customer_name": "TEXT",
+        "started_on": "TEXT", "ends_on": "TEXT", "extended": "BIGINT",
+        "converted_on": "TEXT", "expired_on": "TEXT",
+    },
+    indexes=(("partner",), ("domain",)),
+)
+SUBSCRIPTIONS = Table(
+    "ov_subscriptions",
+    key=("agg",),
+    columns={
+        "agg": "TEXT", "subscription": "TEXT", "partner": "TEXT", "domain": "TEXT", "deal": "TEXT",
+        "plan": "TEXT", "amount": "TEXT", "currency": "TEXT", "period": "TEXT", "billing": "TEXT",
+        "started_on": "TEXT", "last_charge_on": "TEXT", "renewal_due": "TEXT", "cancelled_on": "TEXT",
+    },
+    indexes=(("partner",), ("domain",), ("deal",)),
+)
+USAGE = Table(
+    "ov_usage",
+    key=("domain", "day"),
+    columns={
+        "domain": "TEXT", "day": "TEXT", "users": "BIGINT", "framework": "TEXT",
+        "progress": "BIGINT", "activities": "BIGINT",
+    },
+)
+
+ACTIVITY_WINDOW_DAYS = 90
+
+
+class Overview(Projection):
+    name = "overview"
+    version = 1
+    tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, USAGE)
+
+    def apply(self, w: Writer, e: Any, position: int) -> None:
+        agg = e.originator_id.hex
+        day = e.at.date().isoformat()
+        match e:
+            case Customer.Recognised():
+                w["ov_customers"].put({"agg": agg, "domain": e.domain, "name": e.name})
+            case Customer.TrialAttached() | Customer.SubscriptionAttached():
+                if e.partner:
+                    w["ov_customers"].update(agg, partner=e.partner)
+            case Customer.UsageReported():
+                domain = w["ov_customers"].get(agg)["domain"]
+                usage = w["ov_usage"]
+                row = usage.get(domain, day) or {"domain": domain, "day": day, "activities": 0}
+                for col in ("users", "framework", "progress"):
+                    if getattr(e, col) is not None:
+                        row[col] = getattr(e, col)
+                row["activities"] = (row["activities"] or 0) + (e.activities or 0)
+                usage.put(row)
+            case Trial.Started():
+                w["ov_trials"].put({
+                    "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
+                    "customer_name": e.customer_name, "started_on": day,
+                    "ends_on": iso(e.at.date() + timedelta(days=e.days)), "extended": 0,
+                })
+                # A customer first seen through usage or a subscription has its
+                # domain as name; the trial brings the company's name.
+                key = aggregate_id(Customer.KIND, e.domain).hex
+                row = w["ov_customers"].get(key)
+                if row and row["name"] == e.domain:
+                    w["ov_customers"].update(key, name=e.customer_name)
+            case Trial.Extended():
+                t = w["ov_trials"].get(agg)
+                w["ov_trials"].update(
+                    agg, extended=1,
+                    ends_on=iso(date.fromisoformat(t["started_on"]) + timedelta(days=e.days)),
+                )
+            case Trial.Converted():
+                w["ov_trials"].update(agg, converted_on=day)
+            case Trial.Expired():
+                t = w["ov_trials"].get(agg)
+                w["ov_trials"].update(agg, expired_on=t["ends_on"])
+            case Subscription.Started():
+                w["ov_subscriptions"].put({
+                    "agg": agg, "subscription": e.subscription, "partner": e.partner,
+                    "domain": e.domain, "deal": e.deal, "plan": e.plan, "amount": str(e.amount),
+                    "currency": e.currency, "period": e.period, "billing": e.billing,
+                    "started_on": day, "last_charge_on": day,
+                    "renewal_due": iso(period_end(e.at.date(), e.period)),
+                })
+            case Subscription.Renewed():
+                w["ov_subscriptions"].update(agg, last_charge_on=day, renewal_due=iso(e.period_end))
+            case Subscription.Cancelled():
+                w["ov_subscriptions"].update(agg, cancelled_on=day)
+
+
+# -- queries -----------------------------------------------------------------
+def _rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    cols = list(table.columns)
+    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where}", params)]
+
+
+def trial_runs(t: dict[str, Any], day: str) -> bool:
+    return (
+        t["started_on"] <= day < t["ends_on"]
+        and not (t["converted_on"] and t["converted_on"] <= day)
+        and not (t["expired_on"] and t["expired_on"] <= day)
+    )
+
+
+def subscription_active(s: dict[str, Any], day: str) -> bool:
+    return s["started_on"] <= day and not (s["cancelled_on"] and s["cancelled_on"] <= day)
+
+
+def customer_status(trials: list[dict[str, Any]], subs: list[dict[str, Any]], day: str) -> str:
+    if any(subscription_active(s, day) for s in subs):
+        return "active"
+    if any(trial_runs(t, day) for t in trials):
+        return "trial"
+    if any(s["started_on"] <= day for s in subs):
+        return "cancelled"
+    if any(t["started_on"] <= day for t in trials):
+        return "closed"
+    return "prospect"
+
+
+def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[str, Any]]:
+    """Per domain: latest users/framework/progress and activities in the window."""
+    out: dict[str, dict[str, Any]] = {
+        d: {"users": None, "framework": None, "progress": None, "activities_90d": 0, "last_activity": None}
+        for d in domains
+    }
+    if not domains:
+        return out
+    day = as_of.isoformat()
+    since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+    for chunk_start in range(0, len(domains), 500):
+        chunk = domains[chunk_start : chunk_start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = sql.all(
+            f"SELECT domain, day, users, framework, progress, activities FROM ov_usage "
+            f"WHERE domain IN ({marks}) AND day <= ? ORDER BY domain, day",
+            [*chunk, day],
+        )
+        for domain, d, users, framework, progress, activities in rows:
+            u = out[domain]
+            if users is not None:
+                u["users"] = users
+            if framework is not None:
+                u["framework"] = framework
+            if progress is not None:
+                u["progress"] = progress
+            if activities:
+                u["last_activity"] = d
+                if d > since:
+                    u["activities_90d"] += activities
+    return out
+
+
+def customers(sql: Any, as_of: date, partner: str | None) -> list[dict[str, Any]]:
+    """Customers with a trial or subscription started by `as_of`, with their facts."""
+    day = as_of.isoformat()
+    where, params = "started_on <= ?", [day]
+    if partner is not None:
+        where, params = "partner = ? AND started_on <= ?", [partner, day]
+    trials = _rows(sql, TRIALS, where, params)
+    subs = _rows(sql, SUBSCRIPTIONS, where, params)
+    by_domain: dict[str, dict[str, Any]] = {}
+    for t in trials:
+        by_domain.setdefault(t["domain"], {"trials": [], "subscriptions": []})["trials"].append(t)
+    for s in subs:
+        by_domain.setdefault(s["domain"], {"trials": [], "subscriptions": []})["subscriptions"].append(s)
+    domains = sorted(by_domain)
+    names: dict[str, tuple[str, str | None]] = {}
+    for chunk_start in range(0, len(domains), 500):
+        chunk = domains[chunk_start : chunk_start + 500]
+        for domain, name, owner in sql.all(
+            f"SELECT domain, name, partner FROM ov_customers WHERE domain IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            names[domain] = (name, owner)
+    usage = usage_summary(sql, domains, as_of)
+    out = []
+    for domain in domains:
+        facts = by_domain[domain]
+        name, owner = names.get(domain, (domain, None))
+        partners = {x["partner"] for x in facts["trials"] + facts["subscriptions"] if x["partner"]}
+        out.append({
+            "customer": name, "domain": domain,
+            "partner": partner or owner or (sorted(partners)[0] if partners else None),
+            "status": customer_status(facts["trials"], facts["subscriptions"], day),
+            **usage[domain],
+            "trials": facts["trials"], "subscriptions": facts["subscriptions"],
+        })
+    return out

@@ -1,0 +1,171 @@
+"""Keeps the read models up to date by pulling from the notification log.
+
+Each batch is one transaction: the projections' rows and their positions are
+written together, so a crash never applies an event twice or skips one. A
+rebuild writes into fresh tables under a rebuild name, resumes where it
+stopped if interrupted, and swaps in only when it has caught up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .base import Projection
+
+BATCH = 2000
+STATE_DDL = (
+    "CREATE TABLE IF NOT EXISTS ledger_projections ("
+    "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version BIGINT NOT NULL, suffix TEXT NOT NULL)"
+)
+LOCKS_DDL = "CREATE TABLE IF NOT EXISTS ledger_locks (name TEXT PRIMARY KEY)"
+REBUILD = "@rebuild"
+
+Progress = Callable[[int, int], None]  # (position, head)
+
+
+@dataclass
+class Status:
+    name: str
+    position: int
+    head: int
+    version: int
+    rebuilding_at: int | None
+
+    @property
+    def behind(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+class Runner:
+    def __init__(
+        self, app: Any, sql: Any, projections: Sequence[Projection], known_at: datetime | None = None
+    ) -> None:
+        """`known_at` makes a replay that skips events recorded after that time
+        (used with a scratch database to answer as the ledger knew it then)."""
+        self.app, self.sql, self.projections = app, sql, list(projections)
+        self.known_at = known_at
+        self._ensure_schema()
+
+    # -- state ------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self.sql.transaction():
+            self.sql.execute(STATE_DDL)
+            self.sql.execute(LOCKS_DDL)
+            self.sql.execute(
+                "INSERT INTO ledger_locks (name) VALUES ('projections') ON CONFLICT (name) DO NOTHING"
+            )
+            for p in self.projections:
+                if self._state(p.name) is None:
+                    p.create(self.sql)
+                    self._set_state(p.name, 0, p.version, "")
+
+    def _state(self, name: str) -> tuple[int, int, str] | None:
+        row = self.sql.one("SELECT position, version, suffix FROM ledger_projections WHERE name = ?", [name])
+        return (int(row[0]), int(row[1]), row[2]) if row else None
+
+    def _set_state(self, name: str, position: int, version: int, suffix: str) -> None:
+        self.sql.execute(
+            "INSERT INTO ledger_projections (name, position, version, suffix) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+            "version = excluded.version, suffix = excluded.suffix",
+            [name, position, version, suffix],
+        )
+
+    def get(self, name: str) -> Projection:
+        for p in self.projections:
+            if p.name == name:
+                return p
+        raise KeyError(f"no projection {name!r}: choose from {', '.join(p.name for p in self.projections)}")
+
+    def status(self) -> list[Status]:
+        head = self.app.head()
+        out = []
+        for p in self.projections:
+            pos, version, _ = self._state(p.name) or (0, p.version, "")
+            rebuild = self._state(p.name + REBUILD)
+            out.append(Status(p.name, pos, head, version, rebuild[0] if rebuild else None))
+        return out
+
+    # -- catching up --------------------------------------------------------
+    def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
+        """Apply every new event to every projection. Returns events applied.
+        A projection whose code version changed is rebuilt first."""
+        for p in self.projections:
+            state = self._state(p.name)
+            if state is not None and state[1] != p.version:
+                self.rebuild(p.name, progress)
+        applied = 0
+        while True:
+            n = self._step([(p, p.name, "") for p in self.projections], batch, progress)
+            applied += n
+            if n == 0:
+                return applied
+
+    def _step(self, targets: list[tuple[Projection, str, str]], batch: int, progress: Progress | None) -> int:
+        """One transaction: read a batch after the slowest target, apply, flush, record positions."""
+        with self.sql.transaction(lock="projections"):
+            positions = {name: (self._state(name) or (0, 0, ""))[0] for _, name, _ in targets}
+            start = min(positions.values())
+            notifications = self.app.recorder.select_notifications(start, batch, inclusive_of_start=False)
+            if not notifications:
+                return 0
+            writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
+            mapper = self.app.mapper
+            for n in notifications:
+                event = mapper.to_domain_event(n)
+                if self.known_at is not None and event.timestamp > self.known_at:
+                    continue
+                for p, name, _ in targets:
+                    if n.id > positions[name]:
+                        p.apply(writers[name], event, n.id)
+            last = notifications[-1].id
+            for p, name, suffix in targets:
+                writers[name].flush()
+                if last > positions[name]:
+                    self._set_state(name, last, p.version, suffix)
+        if progress:
+            progress(last, self.app.head())
+        return len(notifications)
+
+    # -- rebuilding -----------------------------------------------------------
+    def rebuild(self, name: str, progress: Progress | None = None, batch: int = BATCH,
+                stop_after: int | None = None) -> bool:
+        """Rebuild one projection from position 0 into fresh tables, then swap
+        them in. Resumes an interrupted rebuild. `stop_after` (events) lets
+        tests interrupt it; returns True when swapped in."""
+        p = self.get(name)
+        shadow = name + REBUILD
+        with self.sql.transaction(lock="projections"):
+            state = self._state(shadow)
+            if state is None or state[1] != p.version:
+                suffix = f"__r{int(time.time() * 1000)}"
+                if state is not None:
+                    p.drop(self.sql, state[2])
+                p.create(self.sql, suffix, indexes=False)
+                self._set_state(shadow, 0, p.version, suffix)
+        suffix = self._state(shadow)[2]
+        done = 0
+        while True:
+            n = self._step([(p, shadow, suffix)], batch, progress)
+            done += n
+            if n == 0:
+                break
+            if stop_after is not None and done >= stop_after:
+                return False
+        with self.sql.transaction(lock="projections"):
+            # Swap in one transaction: queries see the old tables or the new, never half.
+            position = self._state(shadow)[0]
+            p.drop(self.sql)
+            for t in p.tables:
+                self.sql.execute(f"ALTER TABLE {t.name + suffix} RENAME TO {t.name}")
+                for stmt in t.index_sql(t.name):
+                    self.sql.execute(stmt)
+            self._set_state(name, position, p.version, "")
+            self.sql.execute("DELETE FROM ledger_projections WHERE name = ?", [shadow])
+        # Events that arrived between the last step and the swap.
+        while self._step([(p, name, "")], batch, progress):
+            pass
+        return True

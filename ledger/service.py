@@ -1,0 +1,135 @@
+"""The ledger as its users see it: submit commands, ask queries. It wires the
+write side (LedgerApp) to the read side (projection Runner) and applies the
+reader's authority to every query. The CLI is a thin layer over this."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from uuid import uuid4
+from typing import Any
+
+from . import authority
+from .aggregates import Refused
+from .aggregates.deal import PROTECTION_DAYS
+from .application import LedgerApp, Result
+from .clock import Clock
+from .commands.models import Command, Malformed, build, parse_line
+from .db import Database, Sql
+from .projections import Runner, all_projections, attention, overview, pipeline, statements
+
+OVERVIEW_FILTERS = ("trial", "active", "closed", "attention")
+
+
+class Ledger:
+    def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
+        self.actor = authority.Actor.parse(actor)
+        self.db = Database.from_url(url)
+        self.app = LedgerApp(self.db, clock)
+        self.sql = self.db.connect()
+        self.runner = Runner(self.app, self.sql, all_projections())
+
+    def close(self) -> None:
+        self.sql.close()
+        self.app.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------
+    def submit_lines(
+        self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None
+    ) -> list[Result]:
+        items: list[tuple[int, Command | Malformed]] = []
+        for number, raw in enumerate(lines, 1):
+            if not (raw.strip() if isinstance(raw, str) else raw.strip()):
+                continue  # blank lines are allowed between commands
+            try:
+                items.append((number, parse_line(raw)))
+            except Malformed as e:
+                items.append((number, e))
+        return self.submit(items, progress)
+
+    def submit(
+        self, items: Sequence[tuple[int, Command | Malformed]], progress: Callable[[int], None] | None = None
+    ) -> list[Result]:
+        results = self.app.execute(items, self.actor, progress)
+        self.runner.catch_up()
+        return results
+
+    def command(self, envelope: dict[str, Any]) -> Result:
+        """One command from CLI options; raises Malformed or Refused."""
+        result = self.submit([(1, build(envelope))])[0]
+        if result.status == "refused":
+            raise Refused(result.message)
+        return result
+
+    def sweep(self, on: date, command_id: str | None = None) -> Result:
+        """Record protections that lapsed and trials that expired by `on`."""
+        sql = self.reader()
+        day = on.isoformat()
+        lapse_by = (on - timedelta(days=PROTECTION_DAYS)).isoformat()
+        deals = [r[0] for r in sql.all(
+            "SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL "
+            "AND stage IN ('new', 'newsletter-subscription', 'trial') AND last_action <= ?", [lapse_by])]
+        trials = [r[0] for r in sql.all(
+            "SELECT trial FROM ov_trials WHERE converted_on IS NULL AND expired_on IS NULL AND ends_on <= ?", [day])]
+        return self.command({
+            "id": command_id or f"sweep-{uuid4().hex}", "type": "sweep", "on": day,
+            "data": {"deals": deals, "trials": trials},
+        })
+
+    # -- reading --------------------------------------------------------------
+    def reader(self, known_at: datetime | None = None, progress: Callable[[int, int], None] | None = None) -> Sql:
+        """The tables to answer from: the live read models, caught up; or, with
+        `known_at`, a scratch replay of only the events recorded by then."""
+        if known_at is None:
+            self.runner.catch_up()
+            return self.sql
+        scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
+        Runner(self.app, scratch, all_projections(), known_at=known_at).catch_up(progress)
+        return scratch
+
+    def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+        partner = authority.reader_scope(self.actor, partner)
+        sql = self.reader(known_at)
+        rows = overview.customers(sql, as_of, partner)
+        flags = attention.items(sql, as_of, partner)
+        count: dict[str, int] = {}
+        for f in flags:
+            count[f["domain"]] = count.get(f["domain"], 0) + 1
+        out = []
+        for r in rows:
+            row = {
+                "customer": r["customer"], "domain": r["domain"], "partner": r["partner"], "status": r["status"],
+                "framework": r["framework"], "progress": r["progress"], "users": r["users"],
+                "activities_90d": r["activities_90d"], "attention": count.get(r["domain"], 0),
+            }
+            if filter == "attention" and not row["attention"]:
+                continue
+            if filter in ("trial", "active", "closed") and row["status"] != filter:
+                continue
+            out.append(row)
+        return out
+
+    def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+        partner = authority.reader_scope(self.actor, partner)
+        return attention.items(self.reader(known_at), as_of, partner)
+
+    def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
+              known_at: datetime | None = None) -> list[dict[str, Any]]:
+        partner = authority.reader_scope(self.actor, partner)
+        return pipeline.deals(self.reader(known_at), as_of, partner, stage, review)
+
+    def statement(self, partner: str, month: str, known_at: datetime | None = None) -> dict[str, Any]:
+        partner = authority.reader_scope(self.actor, partner)
+        if partner is None:
+            raise Refused("a statement is per partner: give --partner")
+        return statements.statement(self.reader(known_at), partner, month)
+
+
+def today() -> date:
+    return datetime.now(timezone.utc).date()
