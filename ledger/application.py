@@ -104,6 +104,7 @@ class LedgerApp(Application):
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db
         self.clock = clock or Clock()
+        self.conflicts = 0  # batches re-read and re-applied after losing a race
         try:
             super().__init__(env=db.eventsourcing_env())
         except Unavailable:
@@ -175,6 +176,7 @@ class LedgerApp(Application):
                 return self._run_batch(chunk, submitter)
             except IntegrityError:
                 # Another writer got there first: drop what we read, re-read, re-apply.
+                self.conflicts += 1
                 self._forget_cached()
         # Heavy contention: one command per transaction still makes progress.
         out: list[Result] = []
@@ -184,6 +186,7 @@ class LedgerApp(Application):
                     out.extend(self._run_batch([item], submitter))
                     break
                 except IntegrityError:
+                    self.conflicts += 1
                     self._forget_cached()
                     if attempt == RACE_RETRIES * 4 - 1:
                         raise Unavailable("gave up after repeated write conflicts; rerun to finish") from None
