@@ -7,13 +7,14 @@ race is re-read and re-applied from scratch."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError, Transcoding
 
 from . import authority
@@ -27,6 +28,7 @@ from .db import Database, Unavailable, redact
 A = TypeVar("A", bound=LedgerAggregate)
 
 BATCH_SIZE = 500
+CACHE_SIZE = 50_000
 RACE_RETRIES = 8
 
 
@@ -67,32 +69,44 @@ class Batch:
     def __init__(self, app: LedgerApp) -> None:
         self.app = app
         self.loaded: dict[UUID, LedgerAggregate | None] = {}
+        self._mark: dict[UUID, int] = {}  # pending-event counts as the command found them
 
     def get(self, cls: type[A], key: str) -> A | None:
         agg_id = aggregate_id(cls.KIND, key)
         if agg_id not in self.loaded:
             self.loaded[agg_id] = self.app.load(agg_id)
         agg = self.loaded[agg_id]
-        if agg is not None and not isinstance(agg, cls):  # pragma: no cover - uuid5 namespaces by kind
-            raise Refused(f"{key!r} is not a {cls.KIND}")
+        self._touch(agg_id, agg)
         return agg  # type: ignore[return-value]
 
     def add(self, aggregate: LedgerAggregate) -> None:
+        self._touch(aggregate.id, None)
         self.loaded[aggregate.id] = aggregate
 
-    def mark(self) -> dict[UUID, int]:
-        return {k: len(a.pending_events) for k, a in self.loaded.items() if a is not None}
+    def _touch(self, agg_id: UUID, agg: LedgerAggregate | None) -> None:
+        if agg_id not in self._mark:
+            self._mark[agg_id] = len(agg.pending_events) if agg is not None else 0
 
-    def rollback_to(self, mark: dict[UUID, int]) -> None:
-        for agg_id, agg in list(self.loaded.items()):
-            if agg is None or len(agg.pending_events) == mark.get(agg_id, -1):
+    def begin_command(self) -> None:
+        self._mark = {}
+
+    def rollback_command(self) -> None:
+        """Undo what the current command triggered: rebuild each aggregate it
+        touched from the store plus the events earlier commands left pending."""
+        for agg_id, count in self._mark.items():
+            agg = self.loaded.get(agg_id)
+            if agg is None or len(agg.pending_events) == count:
                 continue
-            kept = agg.pending_events[: mark.get(agg_id, 0)]
-            restored = self.app.load(agg_id)
-            for event in kept:
+            restored = self.app.load(agg_id, fresh=True)
+            for event in agg.pending_events[:count]:
                 restored = event.mutate(restored)
                 restored.pending_events.append(event)
             self.loaded[agg_id] = restored
+            if restored is None:
+                self.app.forget(agg_id)
+            else:
+                self.app.remember(restored)
+        self._mark = {}
 
     def pending(self) -> list[LedgerAggregate]:
         return [a for a in self.loaded.values() if a is not None and a.pending_events]
@@ -105,6 +119,9 @@ class LedgerApp(Application):
         self.db = db
         self.clock = clock or Clock()
         self.conflicts = 0  # batches re-read and re-applied after losing a race
+        # Aggregates as last saved or read by this process. Each use first reads
+        # any newer events from the store (another process may have written).
+        self._cache: OrderedDict[UUID, Any] = OrderedDict()
         try:
             super().__init__(env=db.eventsourcing_env())
         except Unavailable:
@@ -117,11 +134,24 @@ class LedgerApp(Application):
         transcoder.register(DateAsISO())
 
     # -- reading aggregates -------------------------------------------------
-    def load(self, agg_id: UUID) -> Any:
-        try:
-            return self.repository.get(agg_id)
-        except AggregateNotFoundError:
-            return None
+    def load(self, agg_id: UUID, fresh: bool = False) -> Any:
+        """The aggregate as stored now, or None. Replays only the events the
+        cached copy has not seen (`fresh` ignores the cache)."""
+        agg = None if fresh else self._cache.get(agg_id)
+        for event in self.events.get(agg_id, gt=agg.version if agg is not None else None):
+            agg = event.mutate(agg)
+        if agg is not None:
+            self.remember(agg)
+        return agg
+
+    def forget(self, agg_id: UUID) -> None:
+        self._cache.pop(agg_id, None)
+
+    def remember(self, agg: Any) -> None:
+        self._cache[agg.id] = agg
+        self._cache.move_to_end(agg.id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
 
     def get(self, cls: type[A], key: str) -> A | None:
         return Batch(self).get(cls, key)
@@ -193,11 +223,18 @@ class LedgerApp(Application):
         return out
 
     def _forget_cached(self) -> None:
-        cache = self.repository.cache
-        if cache is not None and hasattr(cache, "clear"):
-            cache.clear()
+        self._cache.clear()
 
     def _run_batch(
+        self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
+    ) -> list[Result]:
+        try:
+            return self._run_batch_once(chunk, submitter)
+        except BaseException:
+            self._forget_cached()  # cached aggregates may hold events that were never saved
+            raise
+
+    def _run_batch_once(
         self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
     ) -> list[Result]:
         batch = Batch(self)
@@ -210,11 +247,11 @@ class LedgerApp(Application):
             if cmd.id in done:
                 results.append(Result(line, cmd.id, cmd.type, "duplicate", "already applied"))
                 continue
-            mark = batch.mark()
+            batch.begin_command()
             try:
                 note = self._apply(batch, cmd, submitter)
             except Refused as e:
-                batch.rollback_to(mark)
+                batch.rollback_command()
                 results.append(Result(line, cmd.id, cmd.type, "refused", str(e)))
                 continue
             done.add(cmd.id)
@@ -227,6 +264,8 @@ class LedgerApp(Application):
                 raise
             except PersistenceError as e:
                 raise Unavailable(f"could not write to {self.db.display}: {redact(str(e)).strip()}") from None
+        for agg in pending:
+            self.remember(agg)
         return results
 
     def _apply(self, batch: Batch, cmd: Command, submitter: authority.Actor) -> str | None:

@@ -2,7 +2,7 @@
 
 from .base import Context, LedgerAggregate, Refused, aggregate_id
 from .command import CommandRecord
-from .customer import Customer, email_domain, normalise_domain
+from .customer import Customer, UsageDay, email_domain, normalise_domain
 from .deal import Deal
 from .partner import Partner
 from .subscription import Subscription
@@ -10,5 +10,5 @@ from .trial import Trial
 
 __all__ = [
     "CommandRecord", "Context", "Customer", "Deal", "LedgerAggregate", "Partner",
-    "Refused", "Subscription", "Trial", "aggregate_id", "email_domain", "normalise_domain",
+    "Refused", "Subscription", "Trial", "UsageDay", "aggregate_id", "email_domain", "normalise_domain",
 ]

@@ -6,6 +6,8 @@ check on one aggregate, saved atomically with the deal, trial or subscription.""
 from __future__ import annotations
 
 import re
+from datetime import date
+from typing import Any
 
 from .base import Context, LedgerAggregate, Refused
 
@@ -89,12 +91,6 @@ class Customer(LedgerAggregate):
         def apply(self, c: Customer) -> None:
             c.active_subscriptions.discard(self.subscription)
 
-    class UsageReported(LedgerAggregate.Event):
-        users: int | None
-        framework: str | None
-        progress: int | None
-        activities: int | None
-
     def __init__(self, domain: str, name: str) -> None:
         self.domain = domain
         self.name = name
@@ -124,21 +120,46 @@ class Customer(LedgerAggregate):
     def detach_subscription(self, subscription: str, ctx: Context) -> None:
         self._trigger(self.SubscriptionDetached, ctx, subscription=subscription)
 
-    def report_usage(
-        self,
-        ctx: Context,
-        users: int | None,
-        framework: str | None,
-        progress: int | None,
-        activities: int | None,
-    ) -> None:
+
+class UsageDay(LedgerAggregate):
+    """The product's usage reports for one customer domain on one day. Kept
+    apart from Customer: reports stream in all day, and must neither lengthen
+    the Customer's history nor race with deal registrations on it."""
+
+    KIND = "usage"
+
+    class Reported(LedgerAggregate.Created):
+        domain: str
+        day: date
+        users: int | None
+        framework: str | None
+        progress: int | None
+        activities: int | None
+
+    class ReportedAgain(LedgerAggregate.Event):
+        domain: str
+        day: date
+        users: int | None
+        framework: str | None
+        progress: int | None
+        activities: int | None
+
+    def __init__(self, domain: str, day: date, **_: Any) -> None:
+        self.domain, self.day = domain, day
+
+    @staticmethod
+    def key(domain: str, day: date) -> str:
+        return f"{domain}/{day.isoformat()}"
+
+    @classmethod
+    def report(
+        cls, existing: UsageDay | None, domain: str, ctx: Context, users: int | None,
+        framework: str | None, progress: int | None, activities: int | None,
+    ) -> UsageDay:
         if users is None and framework is None and progress is None and activities is None:
             raise Refused("a usage report needs at least one of users, framework, progress, activities")
-        self._trigger(
-            self.UsageReported,
-            ctx,
-            users=users,
-            framework=framework,
-            progress=progress,
-            activities=activities,
-        )
+        figures = {"users": users, "framework": framework, "progress": progress, "activities": activities}
+        if existing is None:
+            return cls._new(cls.Reported, cls.key(domain, ctx.day), ctx, domain=domain, day=ctx.day, **figures)
+        existing._trigger(cls.ReportedAgain, ctx, domain=domain, day=ctx.day, **figures)
+        return existing

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from .. import authority
-from ..aggregates import Customer, Deal, Partner, Refused, Subscription, Trial, email_domain
+from ..aggregates import Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, email_domain
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.customer import normalise_domain
 from . import models as m
@@ -242,8 +242,10 @@ def refund(uow: UnitOfWork, d: m.Refund, ctx: Context) -> str | None:
 # -- usage and time ---------------------------------------------------------
 def report_usage(uow: UnitOfWork, d: m.ReportUsage, ctx: Context) -> str | None:
     domain = _domain(d.customer_domain)
-    customer = _customer(uow, domain, domain, ctx)
-    customer.report_usage(ctx, d.users, d.framework, d.progress, d.activities)
+    existing = uow.get(UsageDay, UsageDay.key(domain, ctx.day))
+    usage = UsageDay.report(existing, domain, ctx, d.users, d.framework, d.progress, d.activities)
+    if existing is None:
+        uow.add(usage)
     return None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from ..aggregates import Customer, Subscription, Trial, aggregate_id
+from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
 from .base import Projection, Table, Writer, iso
 
@@ -66,8 +66,8 @@ class Overview(Projection):
             case Customer.TrialAttached() | Customer.SubscriptionAttached():
                 if e.partner:
                     w["ov_customers"].update(agg, partner=e.partner)
-            case Customer.UsageReported():
-                domain = w["ov_customers"].get(agg)["domain"]
+            case UsageDay.Reported() | UsageDay.ReportedAgain():
+                domain, day = e.domain, e.day.isoformat()
                 usage = w["ov_usage"]
                 row = usage.get(domain, day) or {"domain": domain, "day": day, "activities": 0}
                 for col in ("users", "framework", "progress"):
