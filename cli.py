@@ -484,6 +484,153 @@ def statement_text(st: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+@statement.command("issue")
+@click.option("--partner", required=True, metavar="P", help="Partner id.")
+@click.option("--month", required=True, metavar="YYYY-MM", help="Statement month.")
+@click.option("--id", "command_id", metavar="ID", help="Command id for idempotency (default: new).")
+@json_option
+@click.pass_context
+def statement_issue(ctx: click.Context, partner: str, month: str, command_id: str | None) -> None:
+    """Freeze a statement (finance): record its totals, the ledger position it
+    was computed at and its SHA-256 fingerprint. Issued statements never
+    change; later charges for the month appear as adjustments next month."""
+    _check_month(month)
+    out = _audit(ctx).issue_statement(partner, month, command_id)
+    emit(ctx, out, lambda: f"issued {out['statement']} at position {out['position']}: {out['lines']} lines, "
+                           f"sha256 {out['fingerprint']}")
+
+
+def _audit(ctx: click.Context) -> Any:
+    from ledger.audit import Audit
+
+    return Audit(ctx.find_object(Settings).ledger())
+
+
+# -- audit ------------------------------------------------------------------------------
+@main.group()
+def audit() -> None:
+    """Finance's audit tools: verify statements and the hash chain, explain
+    figures, export and import the event log."""
+
+
+@audit.command("verify-statement")
+@click.argument("statement_id", metavar="PARTNER/YYYY-MM")
+@json_option
+@click.pass_context
+def audit_verify_statement(ctx: click.Context, statement_id: str) -> None:
+    """Replay the ledger to an issued statement's position and check its fingerprint."""
+    audit_ = _audit(ctx)
+    with _bar(audit_.app.head(), "replaying") as progress:
+        out = audit_.verify_statement(statement_id, progress)
+    emit(ctx, out, lambda: (f"OK: {statement_id} replays to sha256 {out['replayed_fingerprint']}" if out["ok"] else
+                            f"FAILED: {statement_id} replays to sha256 {out['replayed_fingerprint']}, "
+                            f"issued as {out['recorded_fingerprint']}"))
+    if not out["ok"]:
+        sys.exit(EXIT_REFUSED)
+
+
+@audit.command("seal")
+@json_option
+@click.pass_context
+def audit_seal(ctx: click.Context) -> None:
+    """Print the hash chain's head as a digest: keep it somewhere else, and
+    later `ledger audit verify --digest` proves nothing before it changed."""
+    out = _audit(ctx).seal()
+    emit(ctx, out, lambda: out["digest"])
+
+
+@audit.command("verify")
+@click.option("--digest", metavar="D", help="A digest from `ledger audit seal` to check against.")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, digest: str | None) -> None:
+    """Recompute the hash chain over every stored event and name the first
+    altered, deleted, re-ordered or inserted event. Exit 1 if any."""
+    audit_ = _audit(ctx)
+    with _bar(audit_.app.head(), "verifying") as progress:
+        out = audit_.verify(digest, progress)
+    emit(ctx, out, lambda: (f"OK: {out['checked']} events, chain head {out['head']}" if out["ok"] else
+                            f"FAILED at position {out['first_bad_position']}: {out['problem']}"))
+    if not out["ok"]:
+        sys.exit(EXIT_REFUSED)
+
+
+@audit.group("explain")
+def audit_explain() -> None:
+    """List the events behind a figure (position, recorded and effective
+    time, actor, command id, type, data)."""
+
+
+EVENT_COLUMNS = ["position", "recorded", "effective", "actor", "command_id", "type", "data"]
+
+
+def _events_out(ctx: click.Context, events: list[dict[str, Any]]) -> None:
+    rows = [e | {"data": dump(e["data"])} for e in events]
+    emit(ctx, events, lambda: table(rows, EVENT_COLUMNS))
+
+
+@audit_explain.command("customer")
+@click.argument("domain")
+@as_of_option
+@json_option
+@click.pass_context
+def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None:
+    """The events behind an overview row (a customer domain)."""
+    _events_out(ctx, _audit(ctx).explain_customer(domain, parse_day(as_of)))
+
+
+@audit_explain.command("item")
+@click.argument("code")
+@click.argument("subject")
+@as_of_option
+@json_option
+@click.pass_context
+def explain_item(ctx: click.Context, code: str, subject: str, as_of: str | None) -> None:
+    """The events behind an attention item (its code and subject)."""
+    _events_out(ctx, _audit(ctx).explain_item(code, subject, parse_day(as_of)))
+
+
+@audit_explain.command("line")
+@click.argument("position", type=int)
+@json_option
+@click.pass_context
+def explain_line(ctx: click.Context, position: int) -> None:
+    """The events behind a statement line (its position, in `statement --json`)."""
+    _events_out(ctx, _audit(ctx).explain_line(position))
+
+
+@audit.command("export")
+@click.option("--from", "start", type=click.IntRange(min=1), default=1, help="First position (default 1).")
+@click.option("--to", "stop", type=click.IntRange(min=1), help="Last position (default the head).")
+@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default stdout).")
+@click.pass_context
+def audit_export(ctx: click.Context, start: int, stop: int | None, output: Any) -> None:
+    """Write the event log as JSON Lines, exactly as stored, for archiving."""
+    audit_ = _audit(ctx)
+    with _bar(stop or audit_.app.head(), "exporting") as progress:
+        for row in audit_.export(start, stop, progress):
+            output.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@audit.command("import")
+@click.argument("file", type=click.File("rb"))
+@json_option
+@click.pass_context
+def audit_import(ctx: click.Context, file: Any) -> None:
+    """Re-create a ledger from an export, into an empty database: same
+    positions, same events, same hash chain. Then rebuilds the read models."""
+    audit_ = _audit(ctx)
+    lines = file.read().splitlines()
+    show = sys.stderr.isatty() and len(lines) > 2000
+    with click.progressbar(length=len(lines), label="importing", file=sys.stderr) if show else _null() as bar:
+        count = audit_.import_(lines, bar.update if show else None)
+    ledger = ctx.find_object(Settings).ledger()
+    with _bar(ledger.app.head(), "catching up") as progress:
+        ledger.runner.catch_up(progress)
+    seal = audit_.seal()
+    emit(ctx, {"imported": count, **seal}, lambda: f"imported {count} events; {seal['digest']}")
+
+
 # -- projections ----------------------------------------------------------------------
 @main.group()
 def projections() -> None:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, PersistenceError, Transcoding
 
 from . import authority
 from .aggregates import CommandRecord, Refused, aggregate_id
@@ -179,6 +179,58 @@ class LedgerApp(Application):
                 [list(by_uuid)],
             )
             return {by_uuid[row["originator_id"]] for row in c.fetchall()}
+
+    # -- the event table itself (audit reads and restores it raw) ---------------
+    @property
+    def _events_table(self) -> str:
+        store = self.recorder.datastore  # type: ignore[attr-defined]
+        table = self.recorder.events_table_name  # type: ignore[attr-defined]
+        return table if self.db.kind == "sqlite" else f'"{store.schema}"."{table}"'
+
+    def notifications_of(self, agg_ids: Iterable[UUID]) -> list[Notification]:
+        """Every stored event of these aggregates, with its position, in order."""
+        ids = list(agg_ids)
+        if not ids:
+            return []
+        store = self.recorder.datastore  # type: ignore[attr-defined]
+        with store.transaction(commit=False) as c:
+            if self.db.kind == "sqlite":
+                c.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state FROM {self._events_table} "
+                    f"WHERE originator_id IN ({','.join('?' * len(ids))}) ORDER BY rowid",
+                    [u.hex for u in ids],
+                )
+                return [Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2], topic=r[3],
+                                     state=bytes(r[4])) for r in c.fetchall()]
+            c.execute(
+                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self._events_table} "
+                "WHERE originator_id = ANY(%s) ORDER BY notification_id",
+                [ids],
+            )
+            return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
+                                 originator_version=r["originator_version"], topic=r["topic"],
+                                 state=bytes(r["state"])) for r in c.fetchall()]
+
+    def insert_raw(self, rows: Sequence[Notification]) -> None:
+        """Restore exported events with their original positions (audit import)."""
+        store = self.recorder.datastore  # type: ignore[attr-defined]
+        with store.transaction(commit=True) as c:
+            if self.db.kind == "sqlite":
+                c.executemany(
+                    f"INSERT INTO {self._events_table} (rowid, originator_id, originator_version, topic, state) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(n.id, n.originator_id.hex, n.originator_version, n.topic, n.state) for n in rows],
+                )
+                return
+            c.executemany(
+                f"INSERT INTO {self._events_table} (notification_id, originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in rows],
+            )
+            c.execute(
+                f"SELECT setval(pg_get_serial_sequence('{self._events_table}', 'notification_id'), "
+                f"(SELECT MAX(notification_id) FROM {self._events_table}))"
+            )
 
     # -- executing commands ---------------------------------------------------
     def execute(

@@ -90,7 +90,7 @@ class Ledger:
             self.runner.catch_up()
             return self.sql
         scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(), known_at=known_at).catch_up(progress)
+        Runner(self.app, scratch, all_projections(chain=False), known_at=known_at).catch_up(progress)
         return scratch
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
@@ -128,7 +128,8 @@ class Ledger:
         partner = authority.reader_scope(self.actor, partner)
         if partner is None:
             raise Refused("a statement is per partner: give --partner")
-        return statements.statement(self.reader(known_at), partner, month)
+        # Statement rows carry their recorded time: known-at is a filter, not a replay.
+        return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at))
 
 
 def today() -> date:

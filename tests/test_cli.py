@@ -69,7 +69,11 @@ def run_all(calls: Sequence[Sequence[str]], cwd: Path) -> list[Run]:
     """Independent calls at once (help texts, failures before any write): one
     process start's cost instead of one per call."""
     procs = [(args, _start(args, cwd, None, None)) for args in calls]
-    return [Run(args, p.returncode, *p.communicate(timeout=TIMEOUT)) for args, p in procs]
+    runs = []
+    for args, p in procs:
+        out, err = p.communicate(timeout=TIMEOUT)
+        runs.append(Run(args, p.returncode, out, err))
+    return runs
 
 
 def assert_one_line_error(r: Run, code: int, *fragments: str) -> str:
@@ -107,7 +111,15 @@ class Cli:
         return r
 
     def many(self, *calls: Sequence[str]) -> list[Run]:
+        """Independent calls at once (reads, or failures that write nothing)."""
         return run_all([["--db", self.url, *c] for c in calls], self.cwd)
+
+    def setup(self, lines: Sequence[dict[str, Any]]) -> int:
+        """Submit lines as system; return the ledger's head after them."""
+        r = self.ok("--as", "system", "--json", "submit", "-", stdin="".join(json.dumps(x) + "\n" for x in lines))
+        summary = r.jsonl()[-1]["summary"]
+        assert summary["applied"] == len(lines), str(r)
+        return summary["position"]
 
     def head(self) -> int:
         rows = self.ok("projections", "status", "--json").json()
@@ -258,7 +270,7 @@ def test_submit_malformed_lines_exit_2_and_the_rest_apply(cli: Cli) -> None:
     assert out[2].startswith("line 3: malformed") and "not valid JSON" in out[2]
     assert out[3].startswith("line 4: malformed") and "type" in out[3]
     assert out[4].startswith("line 5: ") and "email" in out[4] and (" malformed" in out[4] or " refused" in out[4])
-    assert out[5].startswith("line 6: malformed start_trial m-3") and "data.days" in out[5]
+    assert out[5].startswith("line 6: malformed") and "data.days" in out[5]
     assert out[6].startswith("line 7: refused register_deal m-4") and "own domain" in out[6]
     assert out[7] == "line 8: applied register_deal m-5"
     assert out[-1].startswith("8 lines: 3 applied, 0 duplicate, ")
@@ -290,7 +302,6 @@ def test_single_commands_from_options_and_positional_arguments(cli: Cli) -> None
     r = cli.ok("trial", "extend", "t-1", "--on", "2026-01-13")
     assert r.out.rstrip().endswith("- runs until 2026-02-11")
     # A command id given with --id is idempotent.
-    head = cli.head()
     r = cli.ok("--as", "partner:acme", "deal", "note", "d-1", "asked for the 30-day extension", "--id", "note-1",
                "--on", "2026-01-13")
     assert r.out.rstrip() == "applied: add_deal_note (note-1)"
@@ -298,27 +309,26 @@ def test_single_commands_from_options_and_positional_arguments(cli: Cli) -> None
                "--on", "2026-01-13", "--json")
     assert r.json() == {"line": 1, "id": "note-1", "type": "add_deal_note", "status": "duplicate",
                         "note": "already applied"}
-    assert cli.head() > head
     head = cli.head()
-    cli.ok("--as", "partner:acme", "deal", "note", "d-1", "again", "--id", "note-1", "--on", "2026-01-13")
+    cli.ok("--as", "partner:acme", "deal", "note", "d-1", "something else", "--id", "note-1", "--on", "2026-01-14")
+    deals, overview = cli.many(["deals", "--json", "--as-of", "2026-01-20"],
+                               ["overview", "--partner", "acme", "--json", "--as-of", "2026-01-20"])
     assert cli.head() == head
-
-    (d1,) = cli.ok("deals", "--json", "--as-of", "2026-01-20").json()
+    (d1,) = deals.json()
     assert {k: d1[k] for k in ("deal", "partner", "customer_domain", "stage", "review", "protected_until")} == {
         "deal": "d-1", "partner": "acme", "customer_domain": "example.fi", "stage": "trial", "review": "pending",
         "protected_until": "2026-04-13"}
-    (row,) = cli.ok("overview", "--partner", "acme", "--json", "--as-of", "2026-01-20").json()
+    (row,) = overview.json()
     assert (row["domain"], row["status"]) == ("trialco.fi", "trial")
 
 
 def test_refusals_exit_1_with_one_line_and_write_nothing(cli: Cli) -> None:
-    cli.ok("--as", "system", "submit", "-", stdin="".join(json.dumps(x) + "\n" for x in [
+    head = cli.setup([
         *PARTNERS, register("c-1", "d-1"),
         line("c-2", "start_trial", on="2026-01-10", actor="partner:acme", trial="t-1", partner="acme",
              customer_name="Trialco Oy", customer_email="x@trialco.fi"),
         line("c-3", "extend_trial", on="2026-01-11", actor="partner:acme", trial="t-1"),
-    ]))
-    head = cli.head()
+    ])
     register_own = ["--as", "partner:acme", "deal", "register", "--deal", "d-2", "--partner", "acme",
                     "--customer-name", "Acme", "--contact-name", "Me", "--customer-email", "me@acme.fi",
                     "--on", "2026-01-12"]
@@ -333,53 +343,51 @@ def test_refusals_exit_1_with_one_line_and_write_nothing(cli: Cli) -> None:
         (["deal", "accept", "nope"], ["no deal"]),
         (["deal", "move", "d-1", "new", "--on", "2026-01-12"], []),  # already new: moves forward only
     ]
-    for args, fragments in cases:
-        r = cli(*args)
+    for (args, fragments), r in zip(cases, cli.many(*(args for args, _ in cases))):
         message = assert_one_line_error(r, 1, *fragments)
         assert message.startswith("error: ") and r.out == "", str(r)
     assert cli.head() == head
 
 
 def test_malformed_option_values_exit_2(cli: Cli) -> None:
-    cli.ok("--as", "system", "submit", "-", stdin="".join(json.dumps(x) + "\n" for x in [*PARTNERS, register("c-1", "d-1")]))
-    head = cli.head()
+    head = cli.setup([*PARTNERS, register("c-1", "d-1")])
     register_ = ["deal", "register", "--deal", "d-2", "--partner", "acme", "--customer-name", "Other Oy",
                  "--contact-name", "Jo"]
-    runs = cli.many(
-        ["partner", "enroll", "x", "--name", "X", "--domain", "x.fi", "--commission-rate", "abc"],
-        ["deal", "move", "d-1", "closed-won"],
-        ["deal", "move", "d-1", "trial", "--on", "not-a-date"],
-        ["deal", "move", "d-1", "trial", "--stage", "newsletter-subscription"],  # given twice, differently
-        [*register_, "--customer-email", "jo@other.fi", "--bogus", "x"],
-        register_,  # no --customer-email
-        [*register_, "--customer-email", "not-an-email"],
-        ["trial", "start", "t-1", "--partner", "acme", "--customer-name", "T", "--customer-email", "t@t.fi",
-         "--days", "many"],
-        ["subscription", "start", "s-1", "--customer-domain", "example.fi", "--plan", "p", "--amount", "10.005",
-         "--currency", "EUR", "--period", "monthly", "--billing", "credit-card"],
-        ["--as", "root", "deals"],
-        ["deals", "--stage", "won"],
-        ["deals", "--as-of", "2026-02-30"],
-        ["overview", "--partner", "acme", "--filter", "everything"],
-        ["attention", "--known-at", "yesterday"],
-        ["statement", "--partner", "acme", "--month", "2026-13"],
-        ["statement", "--partner", "acme"],
-        ["no-such-command"],
-    )
-    for r in runs:
-        assert_usage_error(r)
-        assert r.out == "", str(r)
-    assert "commission_rate" in runs[0].err
-    assert "stage" in runs[1].err
-    assert "customer_email" in runs[5].err
-    assert "--as-of" in runs[11].err
+    cases = {
+        "rate": (["partner", "enroll", "x", "--name", "X", "--domain", "x.fi", "--commission-rate", "abc"],
+                 "commission_rate"),
+        "stage": (["deal", "move", "d-1", "closed-won"], "stage"),
+        "on": (["deal", "move", "d-1", "trial", "--on", "not-a-date"], "not-a-date"),
+        "twice": (["deal", "move", "d-1", "trial", "--stage", "newsletter-subscription"], "stage"),
+        "unknown option": ([*register_, "--customer-email", "jo@other.fi", "--bogus", "x"], "--bogus"),
+        "missing field": (register_, "customer_email"),
+        "days": (["trial", "start", "t-1", "--partner", "acme", "--customer-name", "T", "--customer-email",
+                  "t@t.fi", "--days", "many"], "days"),
+        "cents": (["subscription", "start", "s-1", "--customer-domain", "example.fi", "--plan", "p", "--amount",
+                   "10.005", "--currency", "EUR", "--period", "monthly", "--billing", "credit-card"], "amount"),
+        "actor": (["--as", "root", "deals"], "root"),
+        "choice": (["deals", "--stage", "won"], "--stage"),
+        "as-of": (["deals", "--as-of", "2026-02-30"], "--as-of"),
+        "filter": (["overview", "--partner", "acme", "--filter", "everything"], "--filter"),
+        "known-at": (["attention", "--known-at", "yesterday"], "--known-at"),
+        "month": (["statement", "--partner", "acme", "--month", "2026-13"], "--month"),
+        "no month": (["statement", "--partner", "acme"], "--month"),
+        "command": (["no-such-command"], "no-such-command"),
+        "file": (["submit", str(cli.cwd / "missing.jsonl")], "missing.jsonl"),
+    }
+    runs = cli.many(*(args for args, _ in cases.values()))
+    for (name, (args, fragment)), r in zip(cases.items(), runs):
+        assert_usage_error(r, fragment)
+        assert r.out == "", (name, str(r))
+    # An email that is no address: malformed input or a refusal, never a crash.
+    r = cli(*register_, "--customer-email", "not-an-email")
+    assert_one_line_error(r, r.code if r.code in (1, 2) else 2, "email")
     assert cli.head() == head
 
 
 @pytest.mark.xfail(reason="BUG: Malformed messages lose their closing quote: cli.py strips quotes off "
                           "every message (str(e).strip(\"'\\\"\")), not only KeyError reprs", strict=True)
 def test_malformed_message_is_printed_whole(cli: Cli) -> None:
-    cli.ok("--as", "system", "submit", "-", stdin="".join(json.dumps(x) + "\n" for x in [*PARTNERS, register("c-1", "d-1")]))
     r = cli("deal", "move", "d-1", "closed-won")
     message = assert_one_line_error(r, 2)
     assert message.endswith("'trial'"), message
@@ -388,7 +396,7 @@ def test_malformed_message_is_printed_whole(cli: Cli) -> None:
 # -- queries ---------------------------------------------------------------------------------
 @pytest.fixture
 def program(cli: Cli) -> Cli:
-    cli.ok("--as", "system", "submit", "-", stdin="".join(json.dumps(x) + "\n" for x in PROGRAM))
+    cli.setup(PROGRAM)
     return cli
 
 

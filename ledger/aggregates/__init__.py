@@ -5,10 +5,11 @@ from .command import CommandRecord
 from .customer import Customer, UsageDay, email_domain, normalise_domain
 from .deal import Deal
 from .partner import Partner
+from .statement import IssuedStatement
 from .subscription import Subscription
 from .trial import Trial
 
 __all__ = [
-    "CommandRecord", "Context", "Customer", "Deal", "LedgerAggregate", "Partner",
+    "CommandRecord", "Context", "Customer", "Deal", "IssuedStatement", "LedgerAggregate", "Partner",
     "Refused", "Subscription", "Trial", "UsageDay", "aggregate_id", "email_domain", "normalise_domain",
 ]

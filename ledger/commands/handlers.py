@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from .. import authority
-from ..aggregates import Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, email_domain
+from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, email_domain
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.customer import normalise_domain
 from . import models as m
@@ -255,6 +255,13 @@ def sweep(uow: UnitOfWork, d: m.Sweep, ctx: Context) -> str | None:
     return f"{lapsed} protections lapsed, {expired} trials expired"
 
 
+def issue_statement(uow: UnitOfWork, d: m.IssueStatement, ctx: Context) -> str | None:
+    key = IssuedStatement.key(d.partner, d.month)
+    existing = uow.get(IssuedStatement, key)
+    uow.add(IssuedStatement.issue(existing, d.partner, d.month, d.position, d.fingerprint, d.totals, d.lines, ctx))
+    return f"sha256 {d.fingerprint}"
+
+
 HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "enroll_partner": enroll_partner,
     "set_commission_rate": set_commission_rate,
@@ -273,6 +280,7 @@ HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "refund": refund,
     "report_usage": report_usage,
     "sweep": sweep,
+    "issue_statement": issue_statement,
 }
 
 

@@ -142,8 +142,14 @@ class Sweep(Data):
 
 
 class IssueStatement(Data):
+    """Not a bulk command: `ledger statement issue` computes the figures."""
+
     partner: Id
     month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    position: Annotated[int, Field(ge=0)]
+    fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    totals: dict[str, dict[str, str]]
+    lines: Annotated[int, Field(ge=0)]
 
 
 DATA_MODELS: dict[str, type[Data]] = {
@@ -164,7 +170,6 @@ DATA_MODELS: dict[str, type[Data]] = {
     "refund": Refund,
     "report_usage": ReportUsage,
     "sweep": Sweep,
-    "issue_statement": IssueStatement,
 }
 
 

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from eventsourcing.utils import get_topic
+
 _MISSING = object()
 
 
@@ -103,9 +105,17 @@ class Projection:
     name = ""
     version = 1
     tables: tuple[Table, ...] = ()
+    # The event classes it reads (None: all). Lets a lone rebuild or replay
+    # skip the rest of the log.
+    handles: tuple[type, ...] | None = None
 
-    def apply(self, w: Writer, event: Any, position: int) -> None:
+    def apply(self, w: Writer, event: Any, n: Any) -> None:
+        """Change the tables for one event; `n` is its stored notification
+        (`n.id` is the ledger position)."""
         raise NotImplementedError
+
+    def topics(self) -> list[str] | None:
+        return None if self.handles is None else [get_topic(c) for c in self.handles]
 
     def writer(self, sql: Any, suffix: str = "") -> Writer:
         return Writer(sql, {t.name: Rows(sql, t, t.name + suffix) for t in self.tables})

@@ -56,8 +56,12 @@ class Overview(Projection):
     name = "overview"
     version = 1
     tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, USAGE)
+    handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
+               UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
+               Trial.Converted, Trial.Expired, Subscription.Started, Subscription.Renewed,
+               Subscription.Cancelled)
 
-    def apply(self, w: Writer, e: Any, position: int) -> None:
+    def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg = e.originator_id.hex
         day = e.at.date().isoformat()
         match e:

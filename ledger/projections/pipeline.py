@@ -28,6 +28,8 @@ class Pipeline(Projection):
     name = "pipeline"
     version = 1
     tables = (DEALS,)
+    handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
+               Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
 
     def apply(self, w: Writer, e: Any, position: int) -> None:
         deals = w["pl_deals"]

@@ -41,12 +41,14 @@ class Status:
 
 class Runner:
     def __init__(
-        self, app: Any, sql: Any, projections: Sequence[Projection], known_at: datetime | None = None
+        self, app: Any, sql: Any, projections: Sequence[Projection], known_at: datetime | None = None,
+        upto: int | None = None,
     ) -> None:
-        """`known_at` makes a replay that skips events recorded after that time
-        (used with a scratch database to answer as the ledger knew it then)."""
+        """`known_at` and `upto` make a replay that skips events recorded after
+        that time, or stops at that position (used with a scratch database to
+        answer as the ledger knew it then)."""
         self.app, self.sql, self.projections = app, sql, list(projections)
-        self.known_at = known_at
+        self.known_at, self.upto = known_at, upto
         self._ensure_schema()
 
     # -- state ------------------------------------------------------------
@@ -80,6 +82,9 @@ class Runner:
                 return p
         raise KeyError(f"no projection {name!r}: choose from {', '.join(p.name for p in self.projections)}")
 
+    def position(self, name: str) -> int:
+        return (self._state(name) or (0, 0, ""))[0]
+
     def status(self) -> list[Status]:
         head = self.app.head()
         out = []
@@ -105,13 +110,19 @@ class Runner:
                 return applied
 
     def _step(self, targets: list[tuple[Projection, str, str]], batch: int, progress: Progress | None) -> int:
-        """One transaction: read a batch after the slowest target, apply, flush, record positions."""
+        """One transaction: read a batch after the slowest target, apply, flush,
+        record positions. Returns how far the positions moved."""
         with self.sql.transaction(lock="projections"):
             positions = {name: (self._state(name) or (0, 0, ""))[0] for _, name, _ in targets}
             start = min(positions.values())
-            notifications = self.app.recorder.select_notifications(start, batch, inclusive_of_start=False)
-            if not notifications:
+            head = self.app.head() if self.upto is None else min(self.app.head(), self.upto)
+            if start >= head:
                 return 0
+            wanted = [p.topics() for p, _, _ in targets]
+            topics = () if any(t is None for t in wanted) else sorted({t for ts in wanted for t in ts})
+            notifications = self.app.recorder.select_notifications(
+                start, batch, stop=head, topics=topics, inclusive_of_start=False
+            )
             writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
             mapper = self.app.mapper
             for n in notifications:
@@ -120,15 +131,16 @@ class Runner:
                     continue
                 for p, name, _ in targets:
                     if n.id > positions[name]:
-                        p.apply(writers[name], event, n.id)
-            last = notifications[-1].id
+                        p.apply(writers[name], event, n)
+            # A short batch read everything up to the head (the rest was other topics).
+            last = notifications[-1].id if len(notifications) == batch else head
             for p, name, suffix in targets:
                 writers[name].flush()
                 if last > positions[name]:
                     self._set_state(name, last, p.version, suffix)
         if progress:
-            progress(last, self.app.head())
-        return len(notifications)
+            progress(last, head)
+        return last - start
 
     # -- rebuilding -----------------------------------------------------------
     def rebuild(self, name: str, progress: Progress | None = None, batch: int = BATCH,

@@ -1,20 +1,30 @@
 """Commission statements: per partner and month, one line per charge or refund
 (by effective date), at the partner's rate in force on the charge's date,
 commission rounded half-up to the cent, and totals per currency that
-reconcile: for every line, amount = vendor share + partner share."""
+reconcile: for every line, amount = vendor share + partner share.
+
+Every row keeps the ledger position and recorded time of the event behind it,
+so a statement can be computed as the ledger knew it at any moment from these
+tables alone. Issued months are frozen at their issue position; a line that
+arrives later for an issued month goes to the partner's next unissued month
+as an adjustment."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from bisect import bisect_right
 from collections import defaultdict
-from datetime import date
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from ..aggregates import Partner, Subscription
+from ..aggregates import IssuedStatement, Partner, Subscription
 from .base import Projection, Table, Writer
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
 KIND_BY_BILLING = {
     "credit-card": "commission-payable",
     "invoice": "commission-payable",
@@ -24,8 +34,8 @@ KIND_BY_BILLING = {
 PARTNERS = Table("st_partners", key=("agg",), columns={"agg": "TEXT", "partner": "TEXT"})
 RATES = Table(
     "st_rates",
-    key=("partner", "effective_on"),
-    columns={"partner": "TEXT", "effective_on": "TEXT", "rate": "TEXT"},
+    key=("partner", "position"),
+    columns={"partner": "TEXT", "position": "BIGINT", "effective_on": "TEXT", "rate": "TEXT", "recorded": "TEXT"},
 )
 SUBSCRIPTIONS = Table(
     "st_subscriptions",
@@ -51,6 +61,14 @@ LINES = Table(
     },
     indexes=(("partner", "month"),),
 )
+ISSUED = Table(
+    "st_issued",
+    key=("partner", "month"),
+    columns={
+        "partner": "TEXT", "month": "TEXT", "position": "BIGINT", "fingerprint": "TEXT",
+        "recorded": "TEXT", "event_position": "BIGINT",
+    },
+)
 
 
 def commission(amount: Decimal, rate: Decimal) -> Decimal:
@@ -62,40 +80,49 @@ def commission(amount: Decimal, rate: Decimal) -> Decimal:
 
 class Statements(Projection):
     name = "statements"
-    version = 1
-    tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES)
+    version = 2
+    tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
+    handles = (
+        Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
+        Subscription.Refunded, IssuedStatement.Issued,
+    )
 
-    def apply(self, w: Writer, e: Any, position: int) -> None:
-        agg = e.originator_id.hex
+    def apply(self, w: Writer, e: Any, n: Any) -> None:
+        agg, position = e.originator_id.hex, n.id
         day = e.at.date().isoformat()
+        recorded = e.timestamp.isoformat()
         match e:
             case Partner.Enrolled():
                 w["st_partners"].put({"agg": agg, "partner": e.partner})
-                w["st_rates"].put({"partner": e.partner, "effective_on": day, "rate": str(e.commission_rate)})
+                w["st_rates"].put({"partner": e.partner, "position": position, "effective_on": day,
+                                   "rate": str(e.commission_rate), "recorded": recorded})
             case Partner.RateSet():
                 partner = w["st_partners"].get(agg)["partner"]
-                w["st_rates"].put({"partner": partner, "effective_on": day, "rate": str(e.commission_rate)})
+                w["st_rates"].put({"partner": partner, "position": position, "effective_on": day,
+                                   "rate": str(e.commission_rate), "recorded": recorded})
             case Subscription.Started():
                 w["st_subscriptions"].put({
                     "agg": agg, "subscription": e.subscription, "partner": e.partner, "domain": e.domain,
                     "plan": e.plan, "billing": e.billing, "currency": e.currency,
                 })
-                self._charge(w, agg, 1, day, e.amount, position, e.timestamp)
+                self._charge(w, agg, 1, day, e.amount, position, recorded)
             case Subscription.Renewed():
-                self._charge(w, agg, e.charge, day, e.amount, position, e.timestamp)
+                self._charge(w, agg, e.charge, day, e.amount, position, recorded)
             case Subscription.Refunded():
                 charge = w["st_charges"].get(agg, e.charge)
-                self._line(w, agg, "refund", e.charge, day, -e.amount, charge["charged_on"], position, e.timestamp)
+                self._line(w, agg, "refund", e.charge, day, -e.amount, charge["charged_on"], position, recorded)
+            case IssuedStatement.Issued():
+                w["st_issued"].put({"partner": e.partner, "month": e.month, "position": e.position,
+                                    "fingerprint": e.fingerprint, "recorded": recorded,
+                                    "event_position": position})
 
-    def _charge(self, w: Writer, agg: str, n: int, day: str, amount: Decimal, position: int, recorded: Any) -> None:
+    def _charge(self, w: Writer, agg: str, n: int, day: str, amount: Decimal, position: int, recorded: str) -> None:
         w["st_charges"].put({"agg": agg, "charge": n, "charged_on": day, "amount": str(amount)})
         self._line(w, agg, "charge", n, day, amount, day, position, recorded)
 
     @staticmethod
-    def _line(
-        w: Writer, agg: str, entry: str, n: int, day: str, amount: Decimal, rate_day: str,
-        position: int, recorded: Any,
-    ) -> None:
+    def _line(w: Writer, agg: str, entry: str, n: int, day: str, amount: Decimal, rate_day: str,
+              position: int, recorded: str) -> None:
         sub = w["st_subscriptions"].get(agg)
         if not sub["partner"]:
             return  # a direct customer: no partner, no commission
@@ -103,27 +130,51 @@ class Statements(Projection):
             "position": position, "partner": sub["partner"], "month": day[:7], "day": day,
             "entry": entry, "subscription": sub["subscription"], "charge": n,
             "customer_domain": sub["domain"], "plan": sub["plan"], "billing": sub["billing"],
-            "currency": sub["currency"], "amount": str(amount), "rate_day": rate_day,
-            "recorded": recorded.isoformat(),
+            "currency": sub["currency"], "amount": str(amount), "rate_day": rate_day, "recorded": recorded,
         })
 
 
 # -- queries -----------------------------------------------------------------
-def rate_table(sql: Any, partner: str) -> list[tuple[str, Decimal]]:
-    return [
-        (d, Decimal(r))
-        for d, r in sql.all("SELECT effective_on, rate FROM st_rates WHERE partner = ? ORDER BY effective_on", [partner])
-    ]
+@dataclass(frozen=True)
+class Cut:
+    """What the ledger knew: events up to a position and/or recorded by a time."""
+
+    position: int | None = None
+    recorded: datetime | None = None
+
+    def sql(self, position_column: str = "position") -> tuple[str, list[Any]]:
+        cond, params = [], []
+        if self.position is not None:
+            cond.append(f"{position_column} <= ?")
+            params.append(self.position)
+        if self.recorded is not None:
+            cond.append("recorded <= ?")
+            params.append(self.recorded.isoformat())
+        return (" AND " + " AND ".join(cond) if cond else ""), params
+
+    def before(self, position: int) -> Cut:
+        return Cut(position if self.position is None else min(self.position, position), self.recorded)
 
 
-def rate_on(rates: list[tuple[str, Decimal]], day: str) -> Decimal:
+def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, int, Decimal]]:
+    cond, params = cut.sql()
+    return sorted(
+        (d, int(p), Decimal(r))
+        for d, p, r in sql.all(f"SELECT effective_on, position, rate FROM st_rates WHERE partner = ?{cond}",
+                               [partner, *params])
+    )
+
+
+def rate_on(rates: list[tuple[str, int, Decimal]], day: str) -> Decimal:
+    """The rate in force on a day: the latest effective date on or before it
+    (the later-recorded one if two share a date); before the first, the first."""
     if not rates:
         return Decimal("0")
-    i = bisect_right(rates, (day, Decimal("Infinity")))
-    return rates[max(i - 1, 0)][1]
+    i = bisect_right(rates, (day, float("inf"), Decimal(0)))
+    return rates[max(i - 1, 0)][2]
 
 
-def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, Any]:
+def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[str, Any]:
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
     rate = rate_on(rates, row["rate_day"])
@@ -137,36 +188,85 @@ def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, A
         "commission": com, "kind": kind, "vendor_share": vendor_share, "partner_share": com,
         # What flows where: the vendor pays the partner its commission, or
         # invoices the partner the value minus the commission.
-        "payable_to_partner": com if kind == "commission-payable" else Decimal("0.00"),
-        "invoice_to_partner": vendor_share if kind == "net-invoice-to-partner" else Decimal("0.00"),
-        "position": row["position"],
+        "payable_to_partner": com if kind == "commission-payable" else ZERO,
+        "invoice_to_partner": vendor_share if kind == "net-invoice-to-partner" else ZERO,
+        "adjustment": row["month"] if row["adjustment"] else None,
+        "position": int(row["position"]),
     }
 
 
+TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
+
+
 def totals(lines: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
-    keys = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
-    out: dict[str, dict[str, Decimal]] = defaultdict(lambda: {k: Decimal("0.00") for k in keys})
+    out: dict[str, dict[str, Decimal]] = defaultdict(lambda: {k: ZERO for k in TOTAL_KEYS})
     for line in lines:
         t = out[line["currency"]]
-        for k in keys:
+        for k in TOTAL_KEYS:
             t[k] += line[k]
     return {c: out[c] for c in sorted(out)}
 
 
-def statement(sql: Any, partner: str, month: str, as_of: date | None = None) -> dict[str, Any]:
+def issued_months(sql: Any, partner: str, cut: Cut = Cut()) -> dict[str, dict[str, Any]]:
+    cond, params = cut.sql("event_position")
+    rows = sql.all(f"SELECT month, position, fingerprint, recorded, event_position FROM st_issued "
+                   f"WHERE partner = ?{cond}", [partner, *params])
+    return {m: {"position": int(p), "fingerprint": f, "recorded": r, "event_position": int(ep)}
+            for m, p, f, r, ep in rows}
+
+
+def statement(sql: Any, partner: str, month: str, cut: Cut = Cut()) -> dict[str, Any]:
+    """The statement of a month as known at `cut`. An issued month shows what
+    it showed when issued; lines that arrived after a month was issued land
+    in the first later month not yet issued when they arrived."""
+    issued = issued_months(sql, partner, cut)
+    frozen = issued.get(month)
+    if frozen is not None:
+        cut = cut.before(frozen["position"])
+        issued = {m: i for m, i in issued.items() if i["event_position"] <= frozen["position"]}
+    # Candidates: this month's lines, and late lines of earlier issued months.
+    late_months = [m for m in issued if m < month]
+    cond, params = cut.sql()
+    months = [month, *late_months]
     cols = list(LINES.columns)
-    params: list[Any] = [partner, month]
-    cond = ""
-    if as_of is not None:
-        cond = " AND day <= ?"
-        params.append(as_of.isoformat())
     rows = [
         dict(zip(cols, r))
         for r in sql.all(
-            f"SELECT {', '.join(cols)} FROM st_lines WHERE partner = ? AND month = ?{cond} ORDER BY day, position",
-            params,
+            f"SELECT {', '.join(cols)} FROM st_lines WHERE partner = ? "
+            f"AND month IN ({', '.join('?' * len(months))}){cond}",
+            [partner, *months, *params],
         )
     ]
-    rates = rate_table(sql, partner)
-    lines = [priced(r, rates) for r in rows]
-    return {"partner": partner, "month": month, "lines": lines, "totals": totals(lines)}
+
+    def target(row: dict[str, Any]) -> str:
+        # The first month from the line's own on that was not closed when it arrived.
+        m = row["month"]
+        while m in issued and issued[m]["position"] < row["position"]:
+            m = _next_month(m)
+        return m
+
+    mine = [r | {"adjustment": r["month"] != month} for r in rows if target(r) == month]
+    mine.sort(key=lambda r: (r["adjustment"], r["day"], r["position"]))
+    rates = _rates(sql, partner, cut)
+    lines = [priced(r, rates) for r in mine]
+    out = {"partner": partner, "month": month, "lines": lines, "totals": totals(lines)}
+    out["fingerprint"] = fingerprint(out)
+    if frozen is not None:
+        out["issued"] = {"position": frozen["position"], "fingerprint": frozen["fingerprint"],
+                         "recorded": frozen["recorded"]}
+    return out
+
+
+def _next_month(month: str) -> str:
+    year, m = int(month[:4]), int(month[5:])
+    return f"{year + m // 12}-{m % 12 + 1:02d}"
+
+
+def canonical(st: dict[str, Any]) -> bytes:
+    """The statement's content as bytes: what the fingerprint covers."""
+    body = {"partner": st["partner"], "month": st["month"], "lines": st["lines"], "totals": st["totals"]}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def fingerprint(st: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(st)).hexdigest()

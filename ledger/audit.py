@@ -1,0 +1,237 @@
+"""Finance's audit tools: issue (freeze) statements and verify them by replay,
+seal and verify the hash chain, explain a figure by the events behind it, and
+export / import the event log."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import Notification
+
+from . import authority
+from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
+from .commands.models import Command, IssueStatement
+from .db import Database
+from .projections import Runner, Statements, statements
+from .projections.chain import GENESIS, link
+from .projections.overview import ACTIVITY_WINDOW_DAYS
+from .service import Ledger
+
+Progress = Callable[[int, int], None]
+READ_BATCH = 5000
+
+
+class Audit:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.app = ledger.app
+        authority.may_audit(ledger.actor)
+
+    # -- statements -------------------------------------------------------------
+    def issue_statement(self, partner: str, month: str, command_id: str | None = None) -> dict[str, Any]:
+        """Freeze a statement: compute it at the current position and record
+        its totals, position and SHA-256 fingerprint."""
+        if self.app.get(Partner, partner) is None:
+            raise Refused(f"no partner {partner!r}")
+        sql = self.ledger.reader()
+        position = self.ledger.runner.position("statements")
+        st = statements.statement(sql, partner, month, statements.Cut(position=position))
+        data = IssueStatement(partner=partner, month=month, position=position, fingerprint=st["fingerprint"],
+                              totals=json.loads(json.dumps(st["totals"], default=str)), lines=len(st["lines"]))
+        cmd = Command(id=command_id or f"issue-{uuid4().hex}", type="issue_statement", on=None, actor=None, data=data)
+        result = self.ledger.submit([(1, cmd)])[0]
+        if result.status == "refused":
+            raise Refused(result.message)
+        return {"statement": f"{partner}/{month}", "position": position, "fingerprint": st["fingerprint"],
+                "lines": len(st["lines"]), "totals": st["totals"], "status": result.status}
+
+    def verify_statement(self, statement_id: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Replay the events up to the issued position into a scratch database
+        and recompute the fingerprint."""
+        partner, _, month = statement_id.partition("/")
+        issued = self.app.get(IssuedStatement, IssuedStatement.key(partner, month))
+        if issued is None:
+            raise Refused(f"statement {statement_id} was never issued (use partner/YYYY-MM)")
+        scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
+        Runner(self.app, scratch, [Statements()], upto=issued.position).catch_up(progress)
+        replayed = statements.statement(scratch, partner, month, statements.Cut(position=issued.position))
+        ok = replayed["fingerprint"] == issued.fingerprint
+        return {"statement": statement_id, "position": issued.position, "ok": ok,
+                "recorded_fingerprint": issued.fingerprint, "replayed_fingerprint": replayed["fingerprint"],
+                "lines": len(replayed["lines"])}
+
+    # -- hash chain ----------------------------------------------------------------
+    def seal(self) -> dict[str, Any]:
+        """The chain's head as a digest to keep somewhere else."""
+        self.ledger.runner.catch_up()
+        row = self.ledger.sql.one("SELECT position, link FROM audit_chain_head WHERE id = 1")
+        position, head = (int(row[0]), row[1]) if row else (0, GENESIS)
+        return {"digest": f"ledger-seal:{position}:{head}", "position": position, "head": head}
+
+    def verify(self, digest: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """Recompute the chain from the stored events and compare it with the
+        recorded links (and with `digest`, which may be kept elsewhere). Names
+        the first bad position. Does not extend the chain first: an event the
+        chain has not covered is reported, not silently adopted."""
+        expected: tuple[int, str] | None = None
+        if digest:
+            try:
+                _, pos, head = digest.split(":")
+                expected = (int(pos), head)
+            except ValueError:
+                raise ValueError(f"not a ledger digest: {digest!r} (ledger-seal:<position>:<sha256>)") from None
+        head = self.app.head()
+        previous, checked = GENESIS, 0
+        chain = self._chain_rows()
+        pending = next(chain, None)
+
+        def bad(position: int, problem: str) -> dict[str, Any]:
+            return {"ok": False, "first_bad_position": position, "problem": problem, "checked": checked}
+
+        for n in self._notifications(head, progress):
+            if pending is None or n.id < pending[0]:
+                return bad(n.id, "an event not covered by the chain (inserted, or written outside the ledger)")
+            if n.id > pending[0]:
+                return bad(pending[0], "an event the chain covers is missing (deleted or moved)")
+            previous = link(previous, n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            if previous != pending[1]:
+                return bad(n.id, "the event differs from what the chain recorded (altered or re-ordered)")
+            checked += 1
+            if expected and n.id == expected[0] and previous != expected[1]:
+                return bad(n.id, "the chain does not match the digest (history rewritten)")
+            pending = next(chain, None)
+        if pending is not None:
+            return bad(pending[0], "the log ends before the chain does (events deleted or truncated)")
+        if expected and expected[0] > 0 and checked and expected[0] > head:
+            return bad(head, "the log ends before the digest's position (truncated)")
+        return {"ok": True, "checked": checked, "head": previous, "position": head}
+
+    def _chain_rows(self) -> Iterator[tuple[int, str]]:
+        after = 0
+        while True:
+            rows = self.ledger.sql.all(
+                "SELECT position, link FROM audit_chain WHERE position > ? ORDER BY position LIMIT ?", [after, READ_BATCH])
+            if not rows:
+                return
+            for position, value in rows:
+                yield int(position), value
+            after = int(rows[-1][0])
+
+    def _notifications(self, stop: int, progress: Progress | None = None, start: int = 0) -> Iterator[Notification]:
+        after = start
+        while after < stop:
+            batch = self.app.recorder.select_notifications(after, READ_BATCH, stop=stop, inclusive_of_start=False)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1].id
+            if progress:
+                progress(after, stop)
+
+    # -- explain -------------------------------------------------------------------
+    def explain_customer(self, domain: str, as_of: date) -> list[dict[str, Any]]:
+        """The events behind an overview row: the customer, its trials,
+        subscriptions and deals, and its usage in the activity window."""
+        sql = self.ledger.reader()
+        aggs = [aggregate_id(Customer.KIND, domain)]
+        for table in ("ov_trials", "ov_subscriptions"):
+            aggs += [UUID(r[0]) for r in sql.all(f"SELECT agg FROM {table} WHERE domain = ?", [domain])]
+        aggs += [UUID(r[0]) for r in sql.all("SELECT agg FROM pl_deals WHERE customer_domain = ?", [domain])]
+        since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+        days = sql.all("SELECT day FROM ov_usage WHERE domain = ? AND day <= ? ORDER BY day", [domain, as_of.isoformat()])
+        latest = days[-1:] if days else []
+        for (day,) in [d for d in days if d[0] > since] + latest:
+            aggs.append(aggregate_id(UsageDay.KIND, f"{domain}/{day}"))
+        return self._render(self.app.notifications_of(dict.fromkeys(aggs)))
+
+    def explain_item(self, code: str, subject: str, as_of: date) -> list[dict[str, Any]]:
+        """The events behind an attention item (a deal, trial, subscription or customer)."""
+        kind = {"trial-ending": Trial, "trial-inactive": Trial, "deal-pending-review": Deal,
+                "protection-lapsing": Deal, "won-without-subscription": Deal,
+                "subscription-cancelled": Subscription, "renewal-due": Subscription}.get(code)
+        if code == "customer-inactive":
+            return self.explain_customer(subject, as_of)
+        if kind is None:
+            raise ValueError(f"unknown attention code {code!r}")
+        notes = self.app.notifications_of([aggregate_id(kind.KIND, subject)])
+        if not notes:
+            raise Refused(f"no {kind.KIND} {subject!r}")
+        if kind is Trial:  # inactivity is about the customer's usage during the trial
+            domain = self.app.get(Trial, subject).domain
+            notes = self.app.notifications_of(
+                [aggregate_id(Trial.KIND, subject)]
+                + [aggregate_id(UsageDay.KIND, f"{domain}/{as_of - timedelta(days=d)}") for d in range(0, 15)])
+        return self._render(notes)
+
+    def explain_line(self, position: int) -> list[dict[str, Any]]:
+        """The events behind a statement line: the charge or refund, the
+        subscription's terms, and the partner's rate events."""
+        row = self.ledger.reader().one("SELECT partner, subscription FROM st_lines WHERE position = ?", [position])
+        if row is None:
+            raise Refused(f"no statement line at position {position}")
+        partner, subscription = row
+        notes = self.app.notifications_of([aggregate_id(Subscription.KIND, subscription),
+                                           aggregate_id(Partner.KIND, partner)])
+        keep = [n for n in notes if n.id == position or n.originator_version == 1
+                or n.topic.endswith(("Partner.RateSet", "Partner.Enrolled"))]
+        return self._render(keep)
+
+    def _render(self, notifications: Iterable[Notification]) -> list[dict[str, Any]]:
+        return [render(self.app.mapper.to_domain_event(n), n) for n in notifications]
+
+    # -- export / import ---------------------------------------------------------
+    def export(self, start: int = 1, stop: int | None = None, progress: Progress | None = None) -> Iterator[dict[str, Any]]:
+        for n in self._notifications(stop or self.app.head(), progress, start=start - 1):
+            row: dict[str, Any] = {"position": n.id, "originator_id": n.originator_id.hex,
+                                   "originator_version": n.originator_version, "topic": n.topic}
+            try:
+                row["state"] = n.state.decode("utf-8")
+            except UnicodeDecodeError:
+                row["state_b64"] = base64.b64encode(n.state).decode()
+            yield row
+
+    def import_(self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None) -> int:
+        """Restore an export into an empty ledger (or after its head), keeping positions."""
+        head = self.app.head()
+        batch: list[Notification] = []
+        count = 0
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                r = json.loads(raw)
+                state = r["state"].encode("utf-8") if "state" in r else base64.b64decode(r["state_b64"])
+                n = Notification(id=int(r["position"]), originator_id=UUID(r["originator_id"]),
+                                 originator_version=int(r["originator_version"]), topic=str(r["topic"]), state=state)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise ValueError(f"line {number}: not an exported event ({e})") from None
+            if n.id <= head:
+                raise Refused(f"line {number}: position {n.id} is not after the ledger's head ({head}); "
+                              "import into an empty database")
+            head = n.id
+            batch.append(n)
+            if len(batch) >= READ_BATCH:
+                self.app.insert_raw(batch)
+                count += len(batch)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            self.app.insert_raw(batch)
+            count += len(batch)
+            if progress:
+                progress(len(batch))
+        return count
+
+
+def render(event: Any, n: Notification) -> dict[str, Any]:
+    data = {k: v for k, v in vars(event).items()
+            if k not in ("originator_id", "originator_version", "timestamp", "actor", "command_id", "at",
+                         "originator_topic")}
+    return {"position": n.id, "recorded": event.timestamp, "effective": event.at, "actor": event.actor,
+            "command_id": event.command_id, "type": type(event).__qualname__, "data": data}
