@@ -16,6 +16,7 @@ from typing import Any
 from .base import Projection
 
 BATCH = 2000
+REBUILD_BATCH = 10_000
 STATE_DDL = (
     "CREATE TABLE IF NOT EXISTS ledger_projections ("
     "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version BIGINT NOT NULL, suffix TEXT NOT NULL)"
@@ -148,20 +149,28 @@ class Runner:
         """Rebuild one projection from position 0 into fresh tables, then swap
         them in. Resumes an interrupted rebuild. `stop_after` (events) lets
         tests interrupt it; returns True when swapped in."""
-        p = self.get(name)
-        shadow = name + REBUILD
+        return self.rebuild_many([name], progress, batch, stop_after)
+
+    def rebuild_all(self, progress: Progress | None = None, batch: int = REBUILD_BATCH) -> bool:
+        """Rebuild every projection in one pass over the log."""
+        return self.rebuild_many([p.name for p in self.projections], progress, batch)
+
+    def rebuild_many(self, names: Sequence[str], progress: Progress | None = None, batch: int = REBUILD_BATCH,
+                     stop_after: int | None = None) -> bool:
+        projections = [self.get(n) for n in names]
         with self.sql.transaction(lock="projections"):
-            state = self._state(shadow)
-            if state is None or state[1] != p.version:
-                suffix = f"__r{int(time.time() * 1000)}"
-                if state is not None:
-                    p.drop(self.sql, state[2])
-                p.create(self.sql, suffix, indexes=False)
-                self._set_state(shadow, 0, p.version, suffix)
-        suffix = self._state(shadow)[2]
+            for p in projections:
+                state = self._state(p.name + REBUILD)
+                if state is None or state[1] != p.version:
+                    suffix = f"__r{int(time.time() * 1000)}"
+                    if state is not None:
+                        p.drop(self.sql, state[2])
+                    p.create(self.sql, suffix, indexes=False)
+                    self._set_state(p.name + REBUILD, 0, p.version, suffix)
+        targets = [(p, p.name + REBUILD, self._state(p.name + REBUILD)[2]) for p in projections]
         done = 0
         while True:
-            n = self._step([(p, shadow, suffix)], batch, progress)
+            n = self._step(targets, batch, progress)
             done += n
             if n == 0:
                 break
@@ -169,15 +178,17 @@ class Runner:
                 return False
         with self.sql.transaction(lock="projections"):
             # Swap in one transaction: queries see the old tables or the new, never half.
-            position = self._state(shadow)[0]
-            p.drop(self.sql)
-            for t in p.tables:
-                self.sql.execute(f"ALTER TABLE {t.name + suffix} RENAME TO {t.name}")
-                for stmt in t.index_sql(t.name):
-                    self.sql.execute(stmt)
-            self._set_state(name, position, p.version, "")
-            self.sql.execute("DELETE FROM ledger_projections WHERE name = ?", [shadow])
+            for p, shadow, suffix in targets:
+                position = self._state(shadow)[0]
+                p.drop(self.sql)
+                for t in p.tables:
+                    self.sql.execute(f"ALTER TABLE {t.name + suffix} RENAME TO {t.name}")
+                    for stmt in t.index_sql(t.name):
+                        self.sql.execute(stmt)
+                self._set_state(p.name, position, p.version, "")
+                self.sql.execute("DELETE FROM ledger_projections WHERE name = ?", [shadow])
         # Events that arrived between the last step and the swap.
-        while self._step([(p, name, "")], batch, progress):
+        live = [(p, p.name, "") for p in projections]
+        while self._step(live, batch, progress):
             pass
         return True
