@@ -42,7 +42,7 @@ class Settings:
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {' '.join(message.split())}", err=True)  # always one line
     sys.exit(code)
 
 

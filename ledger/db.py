@@ -17,6 +17,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 DEFAULT_URL = "sqlite:///ledger.db"
 
 
+def lock_timeout() -> int:
+    """Seconds to wait for another writer's lock before giving up (exit 3)."""
+    raw = os.environ.get("LEDGER_LOCK_TIMEOUT", "30")
+    if not raw.isdigit():
+        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, not {raw!r}")
+    return int(raw)
+
+
 class Unavailable(Exception):
     """The database is unreachable or broken (exit status 3)."""
 
@@ -71,7 +79,7 @@ class Database:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(Path(self.path).expanduser()),
-                "SQLITE_LOCK_TIMEOUT": "30",
+                "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
             }
         p = self.params
         return {
@@ -83,7 +91,7 @@ class Database:
             "POSTGRES_PASSWORD": p["password"],
             "POSTGRES_SCHEMA": p["schema"],
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_LOCK_TIMEOUT": "30",
+            "POSTGRES_LOCK_TIMEOUT": str(lock_timeout()),
             "POSTGRES_POOL_SIZE": "2",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
             # Never enable POSTGRES_ENABLE_DB_FUNCTIONS: it skips the table lock
@@ -94,7 +102,7 @@ class Database:
         try:
             if self.kind == "sqlite":
                 conn = sqlite3.connect(
-                    Path(self.path).expanduser(), isolation_level=None, timeout=30,
+                    Path(self.path).expanduser(), isolation_level=None, timeout=lock_timeout(),
                     check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -107,6 +115,7 @@ class Database:
                 dbname=p["dbname"], host=p["host"], port=p["port"], user=p["user"],
                 password=p["password"] or None, autocommit=True, connect_timeout=5,
             )
+            conn.execute(f"SET lock_timeout = '{lock_timeout()}s'")
             if p["schema"]:
                 conn.execute(f'SET search_path TO "{p["schema"]}"')
             return Sql(self, conn)

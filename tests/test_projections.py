@@ -9,6 +9,7 @@ Every expected figure is written by hand, with its arithmetic in a comment."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -343,6 +344,9 @@ def statuses(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def test_overview_status_by_as_of_date(h: Harness) -> None:
     overview_scenario(h)
     ov = h.ledger.overview
+    for r in ov("acme", None, day("2026-02-12")):
+        assert {"customer", "domain", "status", "framework", "progress", "users", "activities_90d",
+                "attention"} <= set(r)
     assert statuses(ov("acme", None, day("2026-02-12"))) == [
         ("act.fi", "active"), ("canc.fi", "cancelled"), ("closed.fi", "closed"),
         ("conv.fi", "active"), ("trial.fi", "trial")]
@@ -382,7 +386,7 @@ def test_overview_filters_and_attention_count(h: Harness) -> None:
     by_domain: dict[str, int] = {}
     for item in h.ledger.attention("acme", on):
         by_domain[item["domain"]] = by_domain.get(item["domain"], 0) + 1
-    assert {d: n for d, n in by_domain.items()} == {d: r["attention"] for d, r in rows.items() if r["attention"]}
+    assert by_domain == {d: r["attention"] for d, r in rows.items() if r["attention"]}
     f = lambda which: [r["domain"] for r in h.ledger.overview("acme", which, on)]  # noqa: E731
     assert f("trial") == ["trial.fi"]
     assert f("active") == ["act.fi", "conv.fi"]
@@ -527,6 +531,20 @@ def test_attention_won_without_subscription(h: Harness) -> None:
              plan="pro", amount="100.00", currency="EUR", period="yearly", billing="credit-card", deal="d-1"))
     assert flagged(h, "won-without-subscription", "2026-02-19") == ["d-1"]  # not started yet that day
     assert flagged(h, "won-without-subscription", "2026-02-20") == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: any earlier subscription of the customer's domain counts as the won deal's "
+    "subscription: example.fi subscribed directly 2026-01-05 and cancelled 2026-02-01; acme's "
+    "deal d-1 for it was won 2026-02-10 with no subscription since, yet as of 2026-02-24 "
+    "(14 days later) no won-without-subscription flag is shown"))
+def test_attention_won_without_subscription_ignores_an_older_cancelled_subscription(h: Harness) -> None:
+    program(h)
+    h.ok(direct_sub("s-0", "example.fi", "2026-01-05"))
+    h.ok(cancel("s-0", "2026-02-01"))
+    h.ok(deal("d-1", on="2026-02-02"), cmd("accept_deal", on="2026-02-03", deal="d-1"),
+         cmd("win_deal", on="2026-02-10", actor="partner:acme", deal="d-1", billing="credit-card"))
+    assert flagged(h, "won-without-subscription", "2026-02-24") == ["d-1"]  # won 14 days before
 
 
 def test_attention_subscription_cancelled(h: Harness) -> None:
@@ -761,8 +779,8 @@ def test_catch_up_in_small_batches_across_command_boundaries_equals_a_rebuild(h:
     results = h.ledger.app.execute(items, h.ledger.actor)  # written, not yet projected
     assert all(r.status == "applied" for r in results), [r.as_dict() for r in results if r.status != "applied"]
     head = h.head()
-    assert all(s.position < head for s in h.ledger.runner.status())
-    assert h.ledger.runner.catch_up(batch=3) > 0  # many transactions of 3 events each
+    assert {s.position for s in h.ledger.runner.status()} == {4}  # program(): 2 partners + 2 command records
+    assert h.ledger.runner.catch_up(batch=3) == head - 4  # every new event once, 3 per transaction
     assert {s.position for s in h.ledger.runner.status()} == {head}
     assert h.ledger.runner.catch_up(batch=3) == 0
     incremental = snapshot(h)
@@ -843,6 +861,19 @@ def test_rebuild_stopped_after_its_first_batch_reports_not_done(h: Harness) -> N
     assert_same(snapshot(h), caught_up)
     assert h.ledger.runner.rebuild("pipeline") is True
     assert {s.name: s for s in h.ledger.runner.status()}["pipeline"].rebuilding_at is None
+    assert_same(snapshot(h), caught_up)
+
+
+def test_a_projection_whose_version_changed_is_rebuilt_by_catch_up(h: Harness) -> None:
+    program(h)
+    h.ok(*busy_batches()[0])
+    caught_up = snapshot(h)
+    h.ledger.sql.execute("DELETE FROM pl_deals")  # rows the old version's rules wrote, now stale
+    pipeline = h.ledger.runner.get("pipeline")
+    pipeline.version = pipeline.version + 1
+    h.ledger.runner.catch_up()
+    status = {s.name: s for s in h.ledger.runner.status()}["pipeline"]
+    assert (status.version, status.position, status.rebuilding_at) == (pipeline.version, h.head(), None)
     assert_same(snapshot(h), caught_up)
 
 
@@ -1004,8 +1035,11 @@ def test_random_command_sequences_keep_incremental_equal_to_rebuild(fresh: Any, 
             rebuild_all(self.h)
             assert_same(snapshot(self.h), incremental)
 
-    budget = (20, 15) if db_url.startswith("sqlite") else (12, 12)
+    # Bounded for the suite (a PostgreSQL rebuild is DDL: ~0.1 s per projection, so fewer
+    # examples there); LEDGER_TEST_STATEFUL_EXAMPLES=500 explores further.
+    sqlite = db_url.startswith("sqlite")
+    examples = int(os.environ.get("LEDGER_TEST_STATEFUL_EXAMPLES", "20" if sqlite else "5"))
     run_state_machine_as_test(Ledgers, settings=settings(
-        max_examples=budget[0], stateful_step_count=budget[1], deadline=None, database=None,
+        max_examples=examples, stateful_step_count=15 if sqlite else 10, deadline=None, database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     ))

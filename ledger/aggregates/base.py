@@ -4,6 +4,7 @@ that each event records, and the error a business rule raises."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
@@ -15,6 +16,7 @@ from eventsourcing.domain import Aggregate
 _NAMESPACE = UUID("6a0f3f5e-2b1c-4d0e-9a57-3c1d5e8f9b21")
 
 
+@lru_cache(maxsize=1 << 18)
 def aggregate_id(kind: str, key: str) -> UUID:
     return uuid5(_NAMESPACE, f"{kind}:{key}")
 

@@ -19,6 +19,8 @@ class Table:
     key: tuple[str, ...]
     columns: dict[str, str]  # column -> SQL type (TEXT, BIGINT); dates/money as ISO/decimal TEXT
     indexes: tuple[tuple[str, ...], ...] = ()
+    # Rows are only ever inserted (one per event, say): flushed by plain INSERT.
+    append_only: bool = False
 
     def create_sql(self, physical: str) -> list[str]:
         cols = ", ".join(f"{c} {t}" for c, t in self.columns.items())
@@ -60,6 +62,7 @@ class Rows:
         self.dirty.add(key)
 
     def update(self, *key: Any, **changes: Any) -> dict[str, Any] | None:
+        assert not self.table.append_only, f"{self.table.name} is append-only"
         row = self.get(*key)
         if row is not None:
             row.update(changes)
@@ -72,11 +75,13 @@ class Rows:
         if live:
             cols = ", ".join(self._cols)
             marks = ", ".join("?" * len(self._cols))
-            updates = ", ".join(f"{c} = excluded.{c}" for c in self._cols if c not in self.table.key)
-            conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+            conflict = ""
+            if not self.table.append_only:
+                updates = ", ".join(f"{c} = excluded.{c}" for c in self._cols if c not in self.table.key)
+                conflict = f" ON CONFLICT ({', '.join(self.table.key)}) " + (
+                    f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
             self.sql.executemany(
-                f"INSERT INTO {self.physical} ({cols}) VALUES ({marks}) "
-                f"ON CONFLICT ({', '.join(self.table.key)}) {conflict}",
+                f"INSERT INTO {self.physical} ({cols}) VALUES ({marks}){conflict}",
                 [tuple(r[c] for c in self._cols) for r in live],
             )
         self.dirty.clear()

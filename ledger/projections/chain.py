@@ -19,6 +19,7 @@ LINKS = Table(
     key=("position",),
     columns={"position": "BIGINT", "recorded": "TEXT", "link": "TEXT"},
     indexes=(("recorded",),),
+    append_only=True,
 )
 HEAD = Table("audit_chain_head", key=("id",), columns={"id": "BIGINT", "position": "BIGINT", "link": "TEXT"})
 

@@ -94,6 +94,7 @@ def deals(
             "last_action": r["last_action"],
             "protected_until": iso(until),
             "protected": until is not None and as_of < until,
+            "lapsed_on": r["lapsed_on"], "closed_on": r["closed_on"],
             "billing": r["billing"],
         })
     return out

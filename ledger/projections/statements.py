@@ -31,11 +31,12 @@ KIND_BY_BILLING = {
     "partner": "net-invoice-to-partner",
 }
 
-PARTNERS = Table("st_partners", key=("agg",), columns={"agg": "TEXT", "partner": "TEXT"})
+PARTNERS = Table("st_partners", key=("agg",), columns={"agg": "TEXT", "partner": "TEXT"}, append_only=True)
 RATES = Table(
     "st_rates",
     key=("partner", "position"),
     columns={"partner": "TEXT", "position": "BIGINT", "effective_on": "TEXT", "rate": "TEXT", "recorded": "TEXT"},
+    append_only=True,
 )
 SUBSCRIPTIONS = Table(
     "st_subscriptions",
@@ -44,11 +45,13 @@ SUBSCRIPTIONS = Table(
         "agg": "TEXT", "subscription": "TEXT", "partner": "TEXT", "domain": "TEXT",
         "plan": "TEXT", "billing": "TEXT", "currency": "TEXT",
     },
+    append_only=True,
 )
 CHARGES = Table(
     "st_charges",
     key=("agg", "charge"),
     columns={"agg": "TEXT", "charge": "BIGINT", "charged_on": "TEXT", "amount": "TEXT"},
+    append_only=True,
 )
 LINES = Table(
     "st_lines",
@@ -60,6 +63,7 @@ LINES = Table(
         "rate_day": "TEXT", "recorded": "TEXT",
     },
     indexes=(("partner", "month"),),
+    append_only=True,
 )
 ISSUED = Table(
     "st_issued",
