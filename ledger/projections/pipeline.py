@@ -1,5 +1,9 @@
 """Deal pipeline: every deal with its stage, review status and protection, per
-partner and for the vendor."""
+partner and for the vendor, as they stood on any `as of` date.
+
+Stages only move forward and a review happens once, so the day each was
+reached is enough to know the stage and review on any date; the days of the
+actions that renew protection are kept beside them."""
 
 from __future__ import annotations
 
@@ -8,30 +12,33 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..aggregates import Deal
-from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS, STAGES
-from .base import Projection, Table, Writer, iso
+from ..aggregates.deal import PROTECTION_DAYS, STAGES
+from .base import Projection, Table, Writer
 
 DEALS = Table(
     "pl_deals",
     key=("agg",),
     columns={
         "agg": "TEXT", "deal": "TEXT", "partner": "TEXT", "customer_domain": "TEXT",
-        "customer_name": "TEXT", "stage": "TEXT", "review": "TEXT", "deny_reason": "TEXT",
-        "registered_on": "TEXT", "last_action": "TEXT", "lapsed_on": "TEXT",
-        "closed_on": "TEXT", "billing": "TEXT", "order_number": "TEXT", "notes": "BIGINT",
+        "customer_name": "TEXT", "registered_on": "TEXT", "stage": "TEXT", "review": "TEXT",
+        "deny_reason": "TEXT", "review_on": "TEXT", "newsletter_on": "TEXT", "trial_on": "TEXT",
+        "closed_on": "TEXT", "lapsed_on": "TEXT", "last_action": "TEXT", "billing": "TEXT",
+        "order_number": "TEXT", "notes": "BIGINT",
     },
     indexes=(("partner",), ("deal",), ("customer_domain",)),
 )
+# The days of the actions that renew protection (registration, stage move, note).
+ACTIONS = Table("pl_actions", key=("agg", "day"), columns={"agg": "TEXT", "day": "TEXT"})
 
 
 class Pipeline(Projection):
     name = "pipeline"
-    version = 1
-    tables = (DEALS,)
+    version = 2
+    tables = (DEALS, ACTIONS)
     handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
                Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
 
-    def apply(self, w: Writer, e: Any, position: int) -> None:
+    def apply(self, w: Writer, e: Any, n: Any) -> None:
         deals = w["pl_deals"]
         agg = e.originator_id.hex
         day = e.at.date().isoformat()
@@ -39,65 +46,79 @@ class Pipeline(Projection):
             case Deal.Registered():
                 deals.put({
                     "agg": agg, "deal": e.deal, "partner": e.partner, "customer_domain": e.domain,
-                    "customer_name": e.customer_name, "stage": "new", "review": "pending",
-                    "registered_on": day, "last_action": day, "notes": 1 if e.note else 0,
+                    "customer_name": e.customer_name, "registered_on": day, "stage": "new",
+                    "review": "pending", "last_action": day, "notes": 1 if e.note else 0,
                 })
+                w["pl_actions"].put({"agg": agg, "day": day})
             case Deal.Accepted():
-                deals.update(agg, review="accepted")
+                deals.update(agg, review="accepted", review_on=day)
             case Deal.Denied():
-                deals.update(agg, review="denied", deny_reason=e.reason)
+                deals.update(agg, review="denied", deny_reason=e.reason, review_on=day)
             case Deal.StageMoved():
                 row = deals.get(agg)
-                deals.update(agg, stage=e.stage, last_action=max(row["last_action"], day))
+                deals.update(agg, stage=e.stage, last_action=max(row["last_action"], day),
+                             **{("newsletter_on" if e.stage == "newsletter-subscription" else "trial_on"): day})
+                w["pl_actions"].put({"agg": agg, "day": day})
             case Deal.NoteAdded():
                 row = deals.get(agg)
                 deals.update(agg, notes=row["notes"] + 1, last_action=max(row["last_action"], day))
+                w["pl_actions"].put({"agg": agg, "day": day})
             case Deal.ClosedWon():
                 deals.update(agg, stage="closed-won", billing=e.billing, order_number=e.order_number, closed_on=day)
             case Deal.ClosedLost():
                 row = deals.get(agg)
                 deals.update(agg, stage="closed-lost", closed_on=day, notes=row["notes"] + (1 if e.note else 0))
             case Deal.ProtectionLapsed():
-                deals.update(agg, lapsed_on=iso(e.lapsed_on))
+                deals.update(agg, lapsed_on=e.lapsed_on.isoformat())
 
 
-def protected_until(row: dict[str, Any]) -> date | None:
-    """Mirrors Deal.protected_until: open, not denied, not lapsed."""
-    if row["review"] == "denied" or row["stage"] not in OPEN_STAGES or row["lapsed_on"]:
-        return None
-    return date.fromisoformat(row["last_action"]) + timedelta(days=PROTECTION_DAYS)
+def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
+    """A deal row as it stood on `day`; `r["acted"]` is its last action day by then."""
+    if r["closed_on"] and r["closed_on"] <= day:
+        stage = r["stage"]
+    elif r["trial_on"] and r["trial_on"] <= day:
+        stage = "trial"
+    elif r["newsletter_on"] and r["newsletter_on"] <= day:
+        stage = "newsletter-subscription"
+    else:
+        stage = "new"
+    reviewed = r["review_on"] is not None and r["review_on"] <= day
+    review = r["review"] if reviewed else "pending"
+    lapsed = r["lapsed_on"] if r["lapsed_on"] and r["lapsed_on"] <= day else None
+    closed = r["closed_on"] if stage.startswith("closed") else None
+    until = None
+    if review != "denied" and not closed and not lapsed:
+        until = (date.fromisoformat(r["acted"]) + timedelta(days=PROTECTION_DAYS)).isoformat()
+    return {
+        "deal": r["deal"], "partner": r["partner"], "customer_domain": r["customer_domain"],
+        "customer": r["customer_name"], "stage": stage, "review": review,
+        "deny_reason": r["deny_reason"] if review == "denied" else None,
+        "registered_on": r["registered_on"], "last_action": r["acted"],
+        "protected_until": until, "protected": until is not None and day < until,
+        "lapsed_on": lapsed, "closed_on": closed,
+        "billing": r["billing"] if stage == "closed-won" else None,
+    }
+
+
+def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Deals registered by `day` (plus a condition on alias t), as they stood then."""
+    cols = list(DEALS.columns)
+    rows = sql.all(
+        f"SELECT {', '.join('t.' + c for c in cols)}, "
+        "(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ?) "
+        f"FROM pl_deals t WHERE t.registered_on <= ? {('AND ' + where) if where else ''} "
+        "ORDER BY t.registered_on, t.deal",
+        [day, day, *params],
+    )
+    return [on_day(dict(zip(cols, r)) | {"acted": r[-1]}, day) for r in rows]
 
 
 def deals(
     sql: Any, as_of: date, partner: str | None = None, stage: str | None = None,
     review: str | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = ["registered_on <= ?"], [as_of.isoformat()]
-    for col, val in (("partner", partner), ("stage", stage), ("review", review)):
-        if val is not None:
-            where.append(f"{col} = ?")
-            params.append(val)
-    cols = list(DEALS.columns)
-    rows = sql.all(
-        f"SELECT {', '.join(cols)} FROM pl_deals WHERE {' AND '.join(where)} "
-        "ORDER BY registered_on, deal",
-        params,
-    )
-    out = []
-    for values in rows:
-        r = dict(zip(cols, values))
-        until = protected_until(r)
-        out.append({
-            "deal": r["deal"], "partner": r["partner"], "customer_domain": r["customer_domain"],
-            "customer": r["customer_name"], "stage": r["stage"], "review": r["review"],
-            "deny_reason": r["deny_reason"], "registered_on": r["registered_on"],
-            "last_action": r["last_action"],
-            "protected_until": iso(until),
-            "protected": until is not None and as_of < until,
-            "lapsed_on": r["lapsed_on"], "closed_on": r["closed_on"],
-            "billing": r["billing"],
-        })
-    return out
+    rows = deal_rows(sql, as_of.isoformat(), "t.partner = ?" if partner else "", (partner,) if partner else ())
+    return [r for r in rows if (stage is None or r["stage"] == stage) and (review is None or r["review"] == review)]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import json
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -50,8 +50,7 @@ SUBSCRIPTIONS = Table(
 CHARGES = Table(
     "st_charges",
     key=("agg", "charge"),
-    columns={"agg": "TEXT", "charge": "BIGINT", "charged_on": "TEXT", "amount": "TEXT"},
-    append_only=True,
+    columns={"agg": "TEXT", "charge": "BIGINT", "charged_on": "TEXT", "amount": "TEXT", "refunded": "TEXT"},
 )
 LINES = Table(
     "st_lines",
@@ -60,7 +59,7 @@ LINES = Table(
         "position": "BIGINT", "partner": "TEXT", "month": "TEXT", "day": "TEXT",
         "entry": "TEXT", "subscription": "TEXT", "charge": "BIGINT", "customer_domain": "TEXT",
         "plan": "TEXT", "billing": "TEXT", "currency": "TEXT", "amount": "TEXT",
-        "rate_day": "TEXT", "recorded": "TEXT",
+        "rate_day": "TEXT", "recorded": "TEXT", "base": "TEXT",
     },
     indexes=(("partner", "month"),),
     append_only=True,
@@ -76,15 +75,22 @@ ISSUED = Table(
 
 
 def commission(amount: Decimal, rate: Decimal) -> Decimal:
-    """Half-up to the cent on the magnitude, so a refund claws back exactly
-    what its charge paid."""
+    """Half-up to the cent, on the magnitude (a negative amount mirrors)."""
     value = (abs(amount) * rate).quantize(CENT, rounding=ROUND_HALF_UP)
     return -value if amount < 0 else value
 
 
+def clawback(base: Decimal, refund: Decimal, rate: Decimal) -> Decimal:
+    """What a refund takes back: the commission on what was left of the charge
+    before it, minus the commission on what is left after. Refunds of one
+    charge therefore add up to exactly the commission it paid, whatever the
+    rounding of each part."""
+    return -(commission(base, rate) - commission(base - refund, rate))
+
+
 class Statements(Projection):
     name = "statements"
-    version = 2
+    version = 3
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -114,19 +120,22 @@ class Statements(Projection):
                 self._charge(w, agg, e.charge, day, e.amount, position, recorded)
             case Subscription.Refunded():
                 charge = w["st_charges"].get(agg, e.charge)
-                self._line(w, agg, "refund", e.charge, day, -e.amount, charge["charged_on"], position, recorded)
+                left = Decimal(charge["amount"]) - Decimal(charge["refunded"])
+                w["st_charges"].update(agg, e.charge, refunded=str(Decimal(charge["refunded"]) + e.amount))
+                self._line(w, agg, "refund", e.charge, day, -e.amount, charge["charged_on"], position, recorded,
+                           base=left)
             case IssuedStatement.Issued():
                 w["st_issued"].put({"partner": e.partner, "month": e.month, "position": e.position,
                                     "fingerprint": e.fingerprint, "recorded": recorded,
                                     "event_position": position})
 
     def _charge(self, w: Writer, agg: str, n: int, day: str, amount: Decimal, position: int, recorded: str) -> None:
-        w["st_charges"].put({"agg": agg, "charge": n, "charged_on": day, "amount": str(amount)})
+        w["st_charges"].put({"agg": agg, "charge": n, "charged_on": day, "amount": str(amount), "refunded": "0.00"})
         self._line(w, agg, "charge", n, day, amount, day, position, recorded)
 
     @staticmethod
     def _line(w: Writer, agg: str, entry: str, n: int, day: str, amount: Decimal, rate_day: str,
-              position: int, recorded: str) -> None:
+              position: int, recorded: str, base: Decimal | None = None) -> None:
         sub = w["st_subscriptions"].get(agg)
         if not sub["partner"]:
             return  # a direct customer: no partner, no commission
@@ -135,6 +144,7 @@ class Statements(Projection):
             "entry": entry, "subscription": sub["subscription"], "charge": n,
             "customer_domain": sub["domain"], "plan": sub["plan"], "billing": sub["billing"],
             "currency": sub["currency"], "amount": str(amount), "rate_day": rate_day, "recorded": recorded,
+            "base": None if base is None else str(base),  # a refund: what was left of its charge
         })
 
 
@@ -182,7 +192,7 @@ def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[s
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
     rate = rate_on(rates, row["rate_day"])
-    com = commission(amount, rate)
+    com = commission(amount, rate) if row["base"] is None else clawback(Decimal(row["base"]), -amount, rate)
     kind = KIND_BY_BILLING[row["billing"]]
     vendor_share = amount - com
     return {
@@ -219,10 +229,11 @@ def issued_months(sql: Any, partner: str, cut: Cut = Cut()) -> dict[str, dict[st
             for m, p, f, r, ep in rows}
 
 
-def statement(sql: Any, partner: str, month: str, cut: Cut = Cut()) -> dict[str, Any]:
-    """The statement of a month as known at `cut`. An issued month shows what
-    it showed when issued; lines that arrived after a month was issued land
-    in the first later month not yet issued when they arrived."""
+def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date | None = None) -> dict[str, Any]:
+    """The statement of a month as known at `cut`, with the lines dated up to
+    `as_of` (default: the whole month). An issued month shows what it showed
+    when issued; lines that arrived after a month was issued land in the
+    first later month not yet issued when they arrived."""
     issued = issued_months(sql, partner, cut)
     frozen = issued.get(month)
     if frozen is not None:
@@ -249,7 +260,8 @@ def statement(sql: Any, partner: str, month: str, cut: Cut = Cut()) -> dict[str,
             m = _next_month(m)
         return m
 
-    mine = [r | {"adjustment": r["month"] != month} for r in rows if target(r) == month]
+    last_day = as_of.isoformat() if as_of else "9999-12-31"
+    mine = [r | {"adjustment": r["month"] != month} for r in rows if target(r) == month and r["day"] <= last_day]
     mine.sort(key=lambda r: (r["adjustment"], r["day"], r["position"]))
     rates = _rates(sql, partner, cut)
     lines = [priced(r, rates) for r in mine]
