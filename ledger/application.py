@@ -22,7 +22,7 @@ from .aggregates import CommandRecord, Refused, aggregate_id
 from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands.handlers import HANDLERS
-from .commands.models import Command, Malformed
+from .commands.models import Command, Malformed, one_line
 from .db import Database, Unavailable, redact
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -51,6 +51,11 @@ class Result:
     status: str  # applied | duplicate | refused | malformed
     message: str | None = None
     position: int | None = None
+
+    def __post_init__(self) -> None:
+        # Reasons echo input: keep every report line one bounded line.
+        if self.message is not None:
+            self.message = one_line(self.message)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"line": self.line, "id": self.id, "type": self.type, "status": self.status}

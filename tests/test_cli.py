@@ -286,9 +286,6 @@ def test_submit_malformed_lines_exit_2_and_the_rest_apply(cli: Cli) -> None:
     deals = cli.ok("deals", "--json", "--as-of", "2026-01-20").json()
     assert [d["deal"] for d in deals] == ["d-1"]
 
-    # A file that does not exist is bad usage too.
-    assert_usage_error(cli("submit", str(cli.cwd / "missing.jsonl")), "missing.jsonl")
-
 
 # -- single commands -------------------------------------------------------------------
 def test_single_commands_from_options_and_positional_arguments(cli: Cli) -> None:

@@ -36,7 +36,7 @@ def normalise_domain(text: str) -> str:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError(f"not a valid domain: {text!r}") from None
-    if not _DOMAIN.match(domain):
+    if not _DOMAIN.fullmatch(domain):
         raise ValueError(f"not a valid domain: {text!r}")
     return domain
 
@@ -44,7 +44,7 @@ def normalise_domain(text: str) -> str:
 def email_domain(email: str) -> str:
     """The company domain of an email address; refuses what cannot identify one."""
     local, at, domain = email.strip().rpartition("@")
-    if not at or not _LOCAL.match(local) or local.startswith(".") or ".." in local:
+    if not at or not _LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
         raise ValueError(f"not a valid email address: {email!r}")
     domain = normalise_domain(domain)
     if domain in FREE_MAIL_DOMAINS:

@@ -5,24 +5,49 @@ names the field. Nothing past this module sees unvalidated input."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 MAX_LINE_BYTES = 64 * 1024
 
+def _no_bool(value: Any) -> Any:
+    """JSON true/false are not numbers (Python would count them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def _plain_decimal(value: Any) -> Any:
+    """Money and rates as plain ASCII decimals: no 1_000, no exponents, no
+    other scripts' digits, no true/false."""
+    value = _no_bool(value)
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
+        raise ValueError("must be a plain decimal number such as 1200.00")
+    return value
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
+
 # Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")]
-# Free text: no control characters (PostgreSQL text cannot even hold NUL).
+# One-line text: no control characters or line breaks (PostgreSQL text cannot even hold NUL).
+_LINE = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
+# Free text (notes) may hold line breaks and tabs, still no other control characters.
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_TEXT)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_TEXT)]
-Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_TEXT)]
-Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=15, decimal_places=2)]
-Rate = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE)]
+Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_LINE)]
+Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=15, decimal_places=2)]
+Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+
+
+def Count(low: int, high: int) -> Any:  # noqa: N802 - reads as a type
+    return Annotated[int, BeforeValidator(_no_bool), Field(ge=low, le=high)]
 Stage = Literal["new", "newsletter-subscription", "trial"]
 Billing = Literal["credit-card", "invoice", "partner"]
 
@@ -92,7 +117,7 @@ class StartTrial(Data):
     partner: Id
     customer_name: Name
     customer_email: Email
-    days: Annotated[int, Field(ge=1, le=30)] | None = None
+    days: Count(1, 30) | None = None
 
 
 class ExtendTrial(Data):
@@ -122,15 +147,15 @@ class CancelSubscription(Data):
 class Refund(Data):
     subscription: Id
     amount: Money
-    charge: Annotated[int, Field(ge=1)] | None = None
+    charge: Count(1, 100_000) | None = None
 
 
 class ReportUsage(Data):
     customer_domain: Domain
-    users: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    users: Count(0, 10_000_000) | None = None
     framework: Name | None = None
-    progress: Annotated[int, Field(ge=0, le=100)] | None = None
-    activities: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    progress: Count(0, 100) | None = None
+    activities: Count(0, 10_000_000) | None = None
 
 
 class Sweep(Data):
@@ -196,12 +221,16 @@ def parse_when(value: Any) -> datetime | None:
         except ValueError:
             raise Malformed(f"'on' is not an ISO 8601 date or date-time: {value!r}") from None
     else:
-        raise Malformed(f"'on' must be an ISO 8601 date or date-time string, not {value!r}")
+        raise Malformed(f"'on' must be an ISO 8601 date or date-time string, not {type(value).__name__}")
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
+    try:
+        when = when.astimezone(timezone.utc)
+    except OverflowError:
+        raise Malformed(f"'on' is out of range: {value!r}") from None
     if not 1970 <= when.year <= 2199:
         raise Malformed(f"'on' is out of range (years 1970 to 2199): {value!r}")
-    return when.astimezone(timezone.utc)
+    return when
 
 
 class Envelope(BaseModel):
@@ -234,13 +263,22 @@ class Command(BaseModel):
         return self.data.model_dump(mode="json", exclude_none=True)
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """A message fit for one line of a report: control characters shown as
+    escapes, whitespace runs folded, and cut to `limit` characters."""
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _one_line(err: ValidationError, prefix: str = "") -> str:
     parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(x) for x in e["loc"]) or "line"
-        parts.append(f"{prefix}{loc}: {e['msg']}")
-    more = len(err.errors()) - 3
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    errors = err.errors(include_url=False, include_input=False)
+    for e in errors[:3]:
+        loc = ".".join(one_line(str(x), 40) for x in e["loc"]) or "line"
+        parts.append(f"{prefix}{loc}: {one_line(e['msg'], 120)}")
+    more = len(errors) - 3
+    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
 
 def build(envelope: dict[str, Any]) -> Command:
@@ -251,10 +289,14 @@ def build(envelope: dict[str, Any]) -> Command:
         env = Envelope.model_validate(envelope)
     except ValidationError as e:
         raise Malformed(_one_line(e)) from None
+    except RecursionError:
+        raise Malformed("the command is nested too deeply") from None
     try:
         data = DATA_MODELS[env.type].model_validate(env.data)
     except ValidationError as e:
         raise Malformed(_one_line(e, "data.")) from None
+    except RecursionError:
+        raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)
 
 
