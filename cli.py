@@ -65,8 +65,10 @@ class LedgerGroup(click.Group):
 
             if isinstance(e, Refused):
                 fail(str(e), EXIT_REFUSED)
-            if isinstance(e, (Malformed, ValueError, KeyError)):
-                fail(str(e).strip("'\""), EXIT_USAGE)
+            if isinstance(e, KeyError):  # str() of a KeyError is the repr of its message
+                fail(str(e.args[0]) if e.args else "not found", EXIT_USAGE)
+            if isinstance(e, (Malformed, ValueError)):
+                fail(str(e), EXIT_USAGE)
             if isinstance(e, Unavailable):
                 fail(str(e), EXIT_DB)
             if _is_database_error(e):

@@ -161,29 +161,12 @@ class LedgerApp(Application):
     def get(self, cls: type[A], key: str) -> A | None:
         return Batch(self).get(cls, key)
 
+    def outcomes(self, command_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """The final outcome of each of these command ids already seen (one query)."""
+        return self.recorder.outcomes(list(dict.fromkeys(command_ids)))  # type: ignore[attr-defined]
+
     def applied_ids(self, command_ids: Iterable[str]) -> set[str]:
-        """Which of these command ids already took effect (one query)."""
-        by_uuid = {aggregate_id(CommandRecord.KIND, c): c for c in command_ids}
-        if not by_uuid:
-            return set()
-        store = self.recorder.datastore  # type: ignore[attr-defined]
-        table = self.recorder.events_table_name  # type: ignore[attr-defined]
-        if self.db.kind == "sqlite":
-            marks = ",".join("?" * len(by_uuid))
-            with store.transaction(commit=False) as c:
-                c.execute(
-                    f"SELECT originator_id FROM {table} WHERE originator_version=1 "
-                    f"AND originator_id IN ({marks})",
-                    [u.hex for u in by_uuid],
-                )
-                return {by_uuid[UUID(row[0])] for row in c.fetchall()}
-        with store.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT originator_id FROM {store.schema}.{table} "
-                "WHERE originator_version=1 AND originator_id = ANY(%s)",
-                [list(by_uuid)],
-            )
-            return {by_uuid[row["originator_id"]] for row in c.fetchall()}
+        return {c for c, (status, _) in self.outcomes(command_ids).items() if status == "applied"}
 
     # -- the event table itself (audit reads and restores it raw) ---------------
     @property
@@ -295,36 +278,45 @@ class LedgerApp(Application):
         self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
     ) -> list[Result]:
         batch = Batch(self)
-        done = self.applied_ids(c.id for _, c in chunk if isinstance(c, Command))
+        seen = self.outcomes(c.id for _, c in chunk if isinstance(c, Command))
         results: list[Result] = []
+        outcomes: list[tuple[str, str, str | None]] = []
         for line, cmd in chunk:
             if isinstance(cmd, Malformed):
                 results.append(Result(line, None, None, "malformed", str(cmd)))
                 continue
-            if cmd.id in done:
-                results.append(Result(line, cmd.id, cmd.type, "duplicate", "already applied"))
+            if cmd.id in seen:
+                # A command id has one final outcome: report it, never evaluate again.
+                status, reason = seen[cmd.id]
+                if status == "applied":
+                    results.append(Result(line, cmd.id, cmd.type, "duplicate", "already applied"))
+                else:
+                    results.append(Result(line, cmd.id, cmd.type, "refused", f"{reason} (refused before)"))
                 continue
             batch.begin_command()
             try:
                 note = self._apply(batch, cmd, submitter)
             except Refused as e:
                 batch.rollback_command()
-                results.append(Result(line, cmd.id, cmd.type, "refused", str(e)))
-                continue
-            done.add(cmd.id)
-            results.append(Result(line, cmd.id, cmd.type, "applied", note))
+                result = Result(line, cmd.id, cmd.type, "refused", str(e))
+            else:
+                result = Result(line, cmd.id, cmd.type, "applied", note)
+            seen[cmd.id] = (result.status, result.message)
+            outcomes.append((cmd.id, result.status, result.message))
+            results.append(result)
         pending = batch.pending()
-        if pending:
-            # One atomic put of every new event of the batch. (Application.save
-            # does the same through generic protocol checks that cost more than
-            # the insert itself on a bulk path.)
-            events = [e for agg in pending for e in agg.collect_events()]
-            try:
-                self.events.put(events)
-            except IntegrityError:
-                raise
-            except PersistenceError as e:
-                raise Unavailable(f"could not write to {self.db.display}: {redact(str(e)).strip()}") from None
+        try:
+            if pending:
+                # One atomic put of every new event of the batch and of the
+                # commands' outcomes. (Application.save does the same through
+                # generic protocol checks that cost more than the insert itself.)
+                self.events.put([e for agg in pending for e in agg.collect_events()], outcomes=outcomes)
+            elif outcomes:
+                self.recorder.insert_outcomes(outcomes)  # type: ignore[attr-defined]
+        except IntegrityError:
+            raise
+        except PersistenceError as e:
+            raise Unavailable(f"could not write to {self.db.display}: {redact(str(e)).strip()}") from None
         for agg in pending:
             self.remember(agg)
         return results

@@ -78,12 +78,14 @@ class Database:
                 raise Unavailable(f"cannot open {self.display}: folder {parent} does not exist")
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "APPLICATION_RECORDER_TOPIC": "ledger.persistence:SQLiteRecorder",
                 "SQLITE_DBNAME": str(Path(self.path).expanduser()),
                 "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
             }
         p = self.params
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "ledger.persistence:PostgresRecorder",
             "POSTGRES_DBNAME": p["dbname"],
             "POSTGRES_HOST": p["host"],
             "POSTGRES_PORT": p["port"],
