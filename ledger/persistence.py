@@ -20,7 +20,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 OUTCOMES = "ledger_commands"
 Outcome = tuple[str, str, str | None]  # command id, "applied" | "refused", note or reason
-_CREATE_LOCK = 7_334_112_901  # advisory lock key: "creating the ledger's tables"
+CREATE_LOCK = 7_334_112_901  # advisory lock key: "creating the ledger's tables"
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
@@ -56,7 +56,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
 
     def create_table(self) -> None:
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", [_CREATE_LOCK])
+            conn.execute("SELECT pg_advisory_lock(%s)", [CREATE_LOCK])
             try:
                 table = f'"{self.datastore.schema}"."{self.events_table_name}"'
                 exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
@@ -67,7 +67,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 conn.execute(f"CREATE TABLE IF NOT EXISTS {self.outcomes_table} "
                              "(id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)")
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", [_CREATE_LOCK])
+                conn.execute("SELECT pg_advisory_unlock(%s)", [CREATE_LOCK])
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
                               outcomes: Sequence[Outcome] = (), **kwargs: Any) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..persistence import CREATE_LOCK
 from .base import Projection
 
 BATCH = 2000
@@ -55,6 +56,8 @@ class Runner:
     # -- state ------------------------------------------------------------
     def _ensure_schema(self) -> None:
         with self.sql.transaction():
+            if self.sql.pg:  # concurrent CREATE TABLE IF NOT EXISTS can still collide there
+                self.sql.execute("SELECT pg_advisory_xact_lock(?)", [CREATE_LOCK])
             self.sql.execute(STATE_DDL)
             self.sql.execute(LOCKS_DDL)
             self.sql.execute(
