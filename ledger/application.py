@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, PersistenceError, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError, JSONTranscoder, Notification, PersistenceError, Recording, Transcoding,
+)
 
 from . import authority
-from .aggregates import CommandRecord, Refused, aggregate_id
+from .aggregates import CommandRecord, Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
 from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands.handlers import HANDLERS
@@ -117,6 +119,27 @@ class Batch:
         return [a for a in self.loaded.values() if a is not None and a.pending_events]
 
 
+def likely_aggregates(cmd: Command) -> list[UUID]:
+    """The aggregates a command will most likely load, guessed from its
+    fields, so a batch loads them with one query (a wrong guess costs only a
+    query of its own later)."""
+    data = cmd.data
+    ids = [aggregate_id(cls.KIND, getattr(data, field)) for field, cls in _KEY_FIELDS
+           if isinstance(getattr(data, field, None), str)]
+    domain = getattr(data, "customer_domain", None)
+    email = getattr(data, "customer_email", None)
+    if email:
+        domain = email.rpartition("@")[2].strip().lower()
+    if domain:
+        ids.append(aggregate_id(Customer.KIND, domain.strip().lower()))
+        if cmd.type == "report_usage" and cmd.on is not None:
+            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain.strip().lower(), cmd.on.date())))
+    return ids
+
+
+_KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscription", Subscription))
+
+
 class LedgerApp(Application):
     name = "ledger"
 
@@ -124,6 +147,7 @@ class LedgerApp(Application):
         self.db = db
         self.clock = clock or Clock()
         self.conflicts = 0  # batches re-read and re-applied after losing a race
+        self._saved: Callable[[Sequence[Recording]], None] | None = None
         # Aggregates as last saved or read by this process. Each use first reads
         # any newer events from the store (another process may have written).
         self._cache: OrderedDict[UUID, Any] = OrderedDict()
@@ -148,6 +172,19 @@ class LedgerApp(Application):
         if agg is not None:
             self.remember(agg)
         return agg
+
+    def preload(self, agg_ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """Load (or bring up to date) many aggregates with one query."""
+        ids = list(dict.fromkeys(agg_ids))
+        out: dict[UUID, Any] = {i: self._cache.get(i) for i in ids}
+        for n in self.notifications_of(ids):
+            agg = out[n.originator_id]
+            if agg is None or n.originator_version > agg.version:
+                out[n.originator_id] = self.mapper.to_domain_event(n).mutate(agg)
+        for agg in out.values():
+            if agg is not None:
+                self.remember(agg)
+        return out
 
     def forget(self, agg_id: UUID) -> None:
         self._cache.pop(agg_id, None)
@@ -227,10 +264,13 @@ class LedgerApp(Application):
         submitter: authority.Actor,
         progress: Callable[[int], None] | None = None,
         batch_size: int = BATCH_SIZE,
+        saved: Callable[[Sequence[Recording]], None] | None = None,
     ) -> list[Result]:
         """Apply numbered commands (or the Malformed error of a bad line) in
-        batches; each batch is one atomic save. Returns one Result per item."""
+        batches; each batch is one atomic save, handed to `saved` once written.
+        Returns one Result per item."""
         results: list[Result] = []
+        self._saved = saved
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             results.extend(self._execute_chunk(chunk, submitter))
@@ -278,7 +318,9 @@ class LedgerApp(Application):
         self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
     ) -> list[Result]:
         batch = Batch(self)
-        seen = self.outcomes(c.id for _, c in chunk if isinstance(c, Command))
+        commands = [c for _, c in chunk if isinstance(c, Command)]
+        seen = self.outcomes(c.id for c in commands)
+        batch.loaded.update(self.preload(i for c in commands if c.id not in seen for i in likely_aggregates(c)))
         results: list[Result] = []
         outcomes: list[tuple[str, str, str | None]] = []
         for line, cmd in chunk:
@@ -310,7 +352,8 @@ class LedgerApp(Application):
                 # One atomic put of every new event of the batch and of the
                 # commands' outcomes. (Application.save does the same through
                 # generic protocol checks that cost more than the insert itself.)
-                self.events.put([e for agg in pending for e in agg.collect_events()], outcomes=outcomes)
+                recordings = self.events.put([e for agg in pending for e in agg.collect_events()],
+                                             outcomes=outcomes)
             elif outcomes:
                 self.recorder.insert_outcomes(outcomes)  # type: ignore[attr-defined]
         except IntegrityError:
@@ -319,6 +362,8 @@ class LedgerApp(Application):
             raise Unavailable(f"could not write to {self.db.display}: {redact(str(e)).strip()}") from None
         for agg in pending:
             self.remember(agg)
+        if pending and self._saved:
+            self._saved(recordings)
         return results
 
     def _apply(self, batch: Batch, cmd: Command, submitter: authority.Actor) -> str | None:

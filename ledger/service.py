@@ -56,7 +56,9 @@ class Ledger:
     def submit(
         self, items: Sequence[tuple[int, Command | Malformed]], progress: Callable[[int], None] | None = None
     ) -> list[Result]:
-        results = self.app.execute(items, self.actor, progress)
+        # Each batch's events go straight to the read models; catch_up then
+        # picks up anything another writer interleaved.
+        results = self.app.execute(items, self.actor, progress, saved=self.runner.apply_recorded)
         self.runner.catch_up()
         return results
 

@@ -46,8 +46,13 @@ def pg_database() -> Iterator[str | None]:
     try:
         yield f"{base}/{name}"
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+        def drop() -> None:
+            with _admin_connect() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        _retrying(drop)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -64,8 +69,30 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any, pg_database: str | Non
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     yield f"{pg_database}?schema={schema}"
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    _retrying(lambda: _drop_schema(pg_database, schema))
+
+
+def _drop_schema(database: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _retrying(action: Any, attempts: int = 20) -> None:
+    """Clean-up survives the reliability test's PostgreSQL restart."""
+    import time
+
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except psycopg.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 _ids = itertools.count(1)

@@ -8,7 +8,7 @@ stopped if interrupted, and swaps in only when it has caught up."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,7 +117,7 @@ class Runner:
         """One transaction: read a batch after the slowest target, apply, flush,
         record positions. Returns how far the positions moved."""
         with self.sql.transaction(lock="projections"):
-            positions = {name: (self._state(name) or (0, 0, ""))[0] for _, name, _ in targets}
+            positions = self._positions(targets)
             start = min(positions.values())
             head = self.app.head() if self.upto is None else min(self.app.head(), self.upto)
             if start >= head:
@@ -127,24 +127,50 @@ class Runner:
             notifications = self.app.recorder.select_notifications(
                 start, batch, stop=head, topics=topics, inclusive_of_start=False
             )
-            writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
-            mapper = self.app.mapper
-            for n in notifications:
-                event = mapper.to_domain_event(n)
-                if self.known_at is not None and event.timestamp > self.known_at:
-                    continue
-                for p, name, _ in targets:
-                    if n.id > positions[name]:
-                        p.apply(writers[name], event, n)
+            decode = self.app.mapper.to_domain_event
+            pairs = ((decode(n), n) for n in notifications)
+            if self.known_at is not None:
+                pairs = ((e, n) for e, n in pairs if e.timestamp <= self.known_at)
             # A short batch read everything up to the head (the rest was other topics).
             last = notifications[-1].id if len(notifications) == batch else head
-            for p, name, suffix in targets:
-                writers[name].flush()
-                if last > positions[name]:
-                    self._set_state(name, last, p.version, suffix)
+            self._apply(targets, positions, pairs, last)
         if progress:
             progress(last, head)
         return last - start
+
+    def apply_recorded(self, recordings: Sequence[Any]) -> None:
+        """Apply events this process has just written, without reading them
+        back, when no other writer's events came between (else catch_up will)."""
+        if not recordings or self.known_at is not None or self.upto is not None:
+            return
+        first, last = recordings[0].notification.id, recordings[-1].notification.id
+        if last - first + 1 != len(recordings):
+            return
+        targets = [(p, p.name, "") for p in self.projections]
+        with self.sql.transaction(lock="projections"):
+            positions = self._positions(targets)
+            if any(pos != first - 1 for pos in positions.values()):
+                return
+            if any((self._state(p.name) or (0, p.version, ""))[1] != p.version for p in self.projections):
+                return
+            self._apply(targets, positions, ((r.domain_event, r.notification) for r in recordings), last)
+
+    def _positions(self, targets: list[tuple[Projection, str, str]]) -> dict[str, int]:
+        return {name: (self._state(name) or (0, 0, ""))[0] for _, name, _ in targets}
+
+    def _apply(self, targets: list[tuple[Projection, str, str]], positions: dict[str, int],
+               pairs: Iterable[tuple[Any, Any]], last: int) -> None:
+        """Apply (event, notification) pairs to the targets behind them, flush
+        their rows and record `last` as their position: one transaction."""
+        writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
+        for event, n in pairs:
+            for p, name, _ in targets:
+                if n.id > positions[name]:
+                    p.apply(writers[name], event, n)
+        for p, name, suffix in targets:
+            writers[name].flush()
+            if last > positions[name]:
+                self._set_state(name, last, p.version, suffix)
 
     # -- rebuilding -----------------------------------------------------------
     def rebuild(self, name: str, progress: Progress | None = None, batch: int = BATCH,
