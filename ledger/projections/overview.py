@@ -176,35 +176,36 @@ def customer_status(trials: list[dict[str, Any]], subs: list[dict[str, Any]], da
 
 
 def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[str, Any]]:
-    """Per domain: latest users/framework/progress and activities in the window."""
+    """Per domain: the latest users/framework/progress reported by `as_of`,
+    the activities in the window up to it, and the last day with activity.
+    Each figure is an index lookup on (domain, day), never a scan of history."""
     out: dict[str, dict[str, Any]] = {
         d: {"users": None, "framework": None, "progress": None, "activities_90d": 0, "last_activity": None}
         for d in domains
     }
-    if not domains:
-        return out
     day = as_of.isoformat()
     since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
-    for chunk_start in range(0, len(domains), 500):
-        chunk = domains[chunk_start : chunk_start + 500]
+
+    def latest(expr: str, cond: str) -> str:
+        return (f"(SELECT {expr} FROM ov_usage u WHERE u.domain = c.domain AND u.day <= ? AND {cond} "
+                "ORDER BY u.day DESC LIMIT 1)")
+
+    for start in range(0, len(domains), 500):
+        chunk = domains[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = sql.all(
-            f"SELECT domain, day, users, framework, progress, activities FROM ov_usage "
-            f"WHERE domain IN ({marks}) AND day <= ? ORDER BY domain, day",
-            [*chunk, day],
-        )
-        for domain, d, users, framework, progress, activities in rows:
-            u = out[domain]
-            if users is not None:
-                u["users"] = users
-            if framework is not None:
-                u["framework"] = framework
-            if progress is not None:
-                u["progress"] = progress
-            if activities:
-                u["last_activity"] = d
-                if d > since:
-                    u["activities_90d"] += activities
+        for domain, users, framework, progress, last in sql.all(
+            f"SELECT c.domain, {latest('u.users', 'u.users IS NOT NULL')}, "
+            f"{latest('u.framework', 'u.framework IS NOT NULL')}, {latest('u.progress', 'u.progress IS NOT NULL')}, "
+            f"{latest('u.day', 'u.activities > 0')} FROM ov_customers c WHERE c.domain IN ({marks})",
+            [day, day, day, day, *chunk],
+        ):
+            out[domain].update(users=users, framework=framework, progress=progress, last_activity=last)
+        for domain, total in sql.all(
+            f"SELECT domain, SUM(activities) FROM ov_usage WHERE domain IN ({marks}) AND day > ? AND day <= ? "
+            "GROUP BY domain",
+            [*chunk, since, day],
+        ):
+            out[domain]["activities_90d"] = int(total or 0)
     return out
 
 

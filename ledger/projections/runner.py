@@ -69,15 +69,22 @@ class Runner:
                     self._set_state(p.name, 0, p.version, "")
 
     def _state(self, name: str) -> tuple[int, int, str] | None:
-        row = self.sql.one("SELECT position, version, suffix FROM ledger_projections WHERE name = ?", [name])
-        return (int(row[0]), int(row[1]), row[2]) if row else None
+        return self._states().get(name)
+
+    def _states(self) -> dict[str, tuple[int, int, str]]:
+        """Every projection's (position, version, table suffix): one query."""
+        rows = self.sql.all("SELECT name, position, version, suffix FROM ledger_projections")
+        return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in rows}
 
     def _set_state(self, name: str, position: int, version: int, suffix: str) -> None:
-        self.sql.execute(
+        self._set_states([(name, position, version, suffix)])
+
+    def _set_states(self, rows: list[tuple[str, int, int, str]]) -> None:
+        self.sql.executemany(
             "INSERT INTO ledger_projections (name, position, version, suffix) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
             "version = excluded.version, suffix = excluded.suffix",
-            [name, position, version, suffix],
+            rows,
         )
 
     def get(self, name: str) -> Projection:
@@ -102,8 +109,13 @@ class Runner:
     def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
         """Apply every new event to every projection. Returns events applied.
         A projection whose code version changed is rebuilt first."""
+        states = self._states()
+        head = self.app.head() if self.upto is None else min(self.app.head(), self.upto)
+        if all(p.name in states and states[p.name][0] >= head and states[p.name][1] == p.version
+               for p in self.projections):
+            return 0  # the common case after a submission: nothing to do, no transaction
         for p in self.projections:
-            state = self._state(p.name)
+            state = states.get(p.name)
             if state is not None and state[1] != p.version:
                 self.rebuild(p.name, progress)
         applied = 0
@@ -148,15 +160,15 @@ class Runner:
             return
         targets = [(p, p.name, "") for p in self.projections]
         with self.sql.transaction(lock="projections"):
-            positions = self._positions(targets)
-            if any(pos != first - 1 for pos in positions.values()):
+            states = self._states()
+            if any(states.get(p.name, (-1, -1, ""))[:2] != (first - 1, p.version) for p in self.projections):
                 return
-            if any((self._state(p.name) or (0, p.version, ""))[1] != p.version for p in self.projections):
-                return
+            positions = {p.name: first - 1 for p in self.projections}
             self._apply(targets, positions, ((r.domain_event, r.notification) for r in recordings), last)
 
     def _positions(self, targets: list[tuple[Projection, str, str]]) -> dict[str, int]:
-        return {name: (self._state(name) or (0, 0, ""))[0] for _, name, _ in targets}
+        states = self._states()
+        return {name: states.get(name, (0, 0, ""))[0] for _, name, _ in targets}
 
     def _apply(self, targets: list[tuple[Projection, str, str]], positions: dict[str, int],
                pairs: Iterable[tuple[Any, Any]], last: int) -> None:
@@ -169,8 +181,7 @@ class Runner:
                     p.apply(writers[name], event, n)
         for p, name, suffix in targets:
             writers[name].flush()
-            if last > positions[name]:
-                self._set_state(name, last, p.version, suffix)
+        self._set_states([(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]])
 
     # -- rebuilding -----------------------------------------------------------
     def rebuild(self, name: str, progress: Progress | None = None, batch: int = BATCH,
