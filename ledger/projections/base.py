@@ -47,6 +47,25 @@ class Rows:
             + " AND ".join(f"{k} = ?" for k in table.key)
         )
 
+    def preload(self, keys: Iterable[tuple[Any, ...]]) -> None:
+        """Read many rows in one query (absent ones are remembered as absent)."""
+        wanted = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        width = len(self.table.key)
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            if width == 1:
+                cond = f"{self.table.key[0]} IN ({','.join('?' * len(chunk))})"
+            else:
+                one = "(" + ",".join("?" * width) + ")"
+                cond = f"({', '.join(self.table.key)}) IN ({','.join([one] * len(chunk))})"
+            rows = self.sql.all(f"SELECT {', '.join(self._cols)} FROM {self.physical} WHERE {cond}",
+                                [v for k in chunk for v in k])
+            for k in chunk:
+                self.cache[k] = None
+            for values in rows:
+                row = dict(zip(self._cols, values))
+                self.cache[tuple(row[k] for k in self.table.key)] = row
+
     def get(self, *key: Any) -> dict[str, Any] | None:
         row = self.cache.get(key, _MISSING)
         if row is _MISSING:
@@ -101,6 +120,13 @@ class Writer:
         for rows in self.tables.values():
             rows.flush()
 
+    def preload(self, wanted: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        for table, key in wanted:
+            by_table.setdefault(table, []).append(key)
+        for table, keys in by_table.items():
+            self.tables[table].preload(keys)
+
 
 class Projection:
     """A read model: its tables and how each event changes them. Subclasses
@@ -118,6 +144,12 @@ class Projection:
         """Change the tables for one event; `n` is its stored notification
         (`n.id` is the ledger position)."""
         raise NotImplementedError
+
+    def reads(self, event: Any, n: Any) -> Iterable[tuple[str, tuple[Any, ...]]]:
+        """The rows `apply` will read for this event, so a batch can read them
+        all in one query per table first. Only an optimisation: a row not
+        named here is read when asked for."""
+        return ()
 
     def topics(self) -> list[str] | None:
         return None if self.handles is None else [get_topic(c) for c in self.handles]

@@ -43,6 +43,9 @@ class Chain(Projection):
     tables = (LINKS, HEAD)
     handles = None  # every event
 
+    def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        return [("audit_chain_head", (1,))]
+
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         head = w["audit_chain_head"].get(1) or {"id": 1, "position": 0, "link": GENESIS}
         new = link(head["link"], n.id, n.originator_id, n.originator_version, n.topic, n.state)

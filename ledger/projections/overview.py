@@ -67,6 +67,21 @@ class Overview(Projection):
                Trial.Converted, Trial.Expired, Subscription.Started, Subscription.Renewed,
                Subscription.Cancelled)
 
+    def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        agg = e.originator_id.hex
+        match e:
+            case UsageDay.Reported() | UsageDay.ReportedAgain():
+                return [("ov_usage", (e.domain, e.day.isoformat()))]
+            case Customer.TrialAttached() | Customer.SubscriptionAttached():
+                return [("ov_customers", (agg,))]
+            case Trial.Started():
+                return [("ov_customers", (aggregate_id(Customer.KIND, e.domain).hex,))]
+            case Trial.Extended() | Trial.Converted() | Trial.Expired():
+                return [("ov_trials", (agg,))]
+            case Subscription.Renewed() | Subscription.Cancelled():
+                return [("ov_subscriptions", (agg,))]
+        return []
+
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg = e.originator_id.hex
         day = e.at.date().isoformat()

@@ -38,6 +38,9 @@ class Pipeline(Projection):
     handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
                Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
 
+    def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        return [] if isinstance(e, Deal.Registered) else [("pl_deals", (e.originator_id.hex,))]
+
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         deals = w["pl_deals"]
         agg = e.originator_id.hex

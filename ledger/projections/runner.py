@@ -175,6 +175,9 @@ class Runner:
         """Apply (event, notification) pairs to the targets behind them, flush
         their rows and record `last` as their position: one transaction."""
         writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
+        pairs = list(pairs)
+        for p, name, _ in targets:  # one query per table for the rows the batch will read
+            writers[name].preload(k for e, n in pairs if n.id > positions[name] for k in p.reads(e, n))
         for event, n in pairs:
             for p, name, _ in targets:
                 if n.id > positions[name]:

@@ -97,6 +97,17 @@ class Statements(Projection):
         Subscription.Refunded, IssuedStatement.Issued,
     )
 
+    def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
+        agg = e.originator_id.hex
+        match e:
+            case Partner.RateSet():
+                return [("st_partners", (agg,))]
+            case Subscription.Renewed():
+                return [("st_subscriptions", (agg,))]
+            case Subscription.Refunded():
+                return [("st_subscriptions", (agg,)), ("st_charges", (agg, e.charge))]
+        return []
+
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg, position = e.originator_id.hex, n.id
         day = e.at.date().isoformat()
