@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -381,10 +381,3 @@ class LedgerApp(Application):
 
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
-
-    def event_at(self, position: int) -> tuple[Any, datetime] | None:
-        rows = self.recorder.select_notifications(position, 1)
-        if not rows or rows[0].id != position:
-            return None
-        event = self.mapper.to_domain_event(rows[0])
-        return event, event.timestamp

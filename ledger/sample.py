@@ -62,7 +62,7 @@ def iter_generate(seed: int = 7, partners: int = 4, deals: int = 40, end: date |
                   span_days: int = 730, usage_every: int = 14) -> Iterator[dict[str, Any]]:
     plan = _Plan(seed, end or date(2026, 11, 1), span_days)
     rng = plan.rng
-    manager, system = "vendor:manager", "system"
+    manager = "vendor:manager"
 
     partner_ids = []
     for i in range(partners):

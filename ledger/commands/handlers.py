@@ -92,12 +92,22 @@ def set_commission_rate(uow: UnitOfWork, d: m.SetCommissionRate, ctx: Context) -
 
 
 # -- deals ----------------------------------------------------------------
+def _partners_customer(
+    uow: UnitOfWork, partner_id: str, email: str, name: str, ctx: Context, what: str, new: tuple[type, str]
+) -> tuple[str, Customer]:
+    """What registering a deal and starting a trial share: the partner acts for
+    itself, the record is new, and the email identifies a company that is not
+    the partner itself. Returns the customer's domain and aggregate."""
+    authority.owner(_actor(ctx), partner_id, f"partner {partner_id}'s {what}")
+    partner = _require(uow, Partner, partner_id)
+    _absent(uow, *new)
+    domain = _customer_email(partner, email)
+    return domain, _customer(uow, domain, name, ctx)
+
+
 def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | None:
-    authority.owner(_actor(ctx), d.partner, f"partner {d.partner}'s deals")
-    partner = _require(uow, Partner, d.partner)
-    _absent(uow, Deal, d.deal)
-    domain = _customer_email(partner, d.customer_email)
-    customer = _customer(uow, domain, d.customer_name, ctx)
+    domain, customer = _partners_customer(
+        uow, d.partner, d.customer_email, d.customer_name, ctx, "deals", (Deal, d.deal))
     protecting = _live_protection(uow, customer, ctx)
     if protecting is not None and protecting.partner == d.partner:
         raise Refused(
@@ -161,11 +171,8 @@ def lose_deal(uow: UnitOfWork, d: m.LoseDeal, ctx: Context) -> str | None:
 
 # -- trials ---------------------------------------------------------------
 def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
-    authority.owner(_actor(ctx), d.partner, f"partner {d.partner}'s trials")
-    partner = _require(uow, Partner, d.partner)
-    _absent(uow, Trial, d.trial)
-    domain = _customer_email(partner, d.customer_email)
-    customer = _customer(uow, domain, d.customer_name, ctx)
+    domain, customer = _partners_customer(
+        uow, d.partner, d.customer_email, d.customer_name, ctx, "trials", (Trial, d.trial))
     if customer.is_paying:
         raise Refused(f"{domain} already has an active subscription; no trial needed")
     protecting = _live_protection(uow, customer, ctx)

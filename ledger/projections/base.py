@@ -169,7 +169,3 @@ class Projection:
 
 def iso(d: Any) -> str | None:
     return d.isoformat() if d is not None else None
-
-
-def table_names(projections: Iterable[Projection]) -> list[str]:
-    return [t.name for p in projections for t in p.tables]
