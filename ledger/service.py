@@ -98,8 +98,9 @@ class Ledger:
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
         sql = self.reader(known_at)
-        rows = overview.customers(sql, as_of, partner)
-        flags = attention.items(sql, as_of, partner)
+        usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
+        rows = overview.customers(sql, as_of, partner, usage)
+        flags = attention.items(sql, as_of, partner, usage=usage)
         count: dict[str, int] = {}
         for f in flags:
             count[f["domain"]] = count.get(f["domain"], 0) + 1

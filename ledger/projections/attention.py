@@ -12,7 +12,7 @@ from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
 from ..settings import Attention
-from .overview import SUBSCRIPTIONS, TRIALS, renewals_due, subscription_active, trial_end, trial_runs, usage_summary
+from .overview import SUBSCRIPTIONS, TRIALS, Usage, renewals_due, subscription_active, trial_end, trial_runs
 from .pipeline import DEALS, deal_rows
 
 CODES = {
@@ -42,9 +42,11 @@ def _item(code: str, subject: str, partner: str | None, domain: str, reason: str
     return {"code": code, "subject": subject, "partner": partner, "domain": domain, "reason": reason}
 
 
-def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention | None = None) -> list[dict[str, Any]]:
+def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention | None = None,
+          usage: Usage | None = None) -> list[dict[str, Any]]:
     """Every attention item on `as_of`, with each fact taken as it stood that day."""
     s = settings or Attention.from_env()
+    usage_of = usage or Usage(sql, as_of)
     d = as_of.isoformat()
 
     def ago(days: int) -> str:
@@ -62,7 +64,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
         "AND (t.expired_on IS NULL OR t.expired_on > ?)",
         [d, d, d, d],
     )) if trial_runs(t, d)]
-    usage = usage_summary(sql, sorted({t["domain"] for t in running}), as_of)
+    usage = usage_of(t["domain"] for t in running)
     for t in running:
         end = trial_end(t, d)
         left = (date.fromisoformat(end) - as_of).days
@@ -113,7 +115,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
         partner, "t.started_on <= ? AND (t.cancelled_on IS NULL OR t.cancelled_on > ?)", [d, ago(s.cancelled_recent_days)]
     ))
     active = [x for x in subs if subscription_active(x, d)]
-    usage = usage_summary(sql, sorted({x["domain"] for x in active}), as_of)
+    usage = usage_of(x["domain"] for x in active)
     due = renewals_due(sql, [x["agg"] for x in active], as_of)
     for x in subs:
         if x["cancelled_on"] and x["cancelled_on"] <= d:

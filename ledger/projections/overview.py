@@ -8,6 +8,7 @@ daily usage); statuses and windows are computed for the asked `as of` date."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from collections.abc import Iterable
 from typing import Any
 
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
@@ -190,6 +191,20 @@ def customer_status(trials: list[dict[str, Any]], subs: list[dict[str, Any]], da
     return "prospect"
 
 
+class Usage:
+    """Usage figures on one `as of` day, read once per domain however many
+    parts of a query (overview rows, attention rules) ask for them."""
+
+    def __init__(self, sql: Any, as_of: date) -> None:
+        self.sql, self.as_of = sql, as_of
+        self.known: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, domains: Iterable[str]) -> dict[str, dict[str, Any]]:
+        missing = sorted({d for d in domains if d not in self.known})
+        self.known.update(usage_summary(self.sql, missing, self.as_of))
+        return self.known
+
+
 def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[str, Any]]:
     """Per domain: the latest users/framework/progress reported by `as_of`,
     the activities in the window up to it, and the last day with activity.
@@ -224,7 +239,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[s
     return out
 
 
-def customers(sql: Any, as_of: date, partner: str | None) -> list[dict[str, Any]]:
+def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = None) -> list[dict[str, Any]]:
     """Customers with a trial or subscription started by `as_of`, with their facts."""
     day = as_of.isoformat()
     where, params = "started_on <= ?", [day]
@@ -246,7 +261,7 @@ def customers(sql: Any, as_of: date, partner: str | None) -> list[dict[str, Any]
             chunk,
         ):
             names[domain] = (name, owner)
-    usage = usage_summary(sql, domains, as_of)
+    usage = (usage or Usage(sql, as_of))(domains)
     out = []
     for domain in domains:
         facts = by_domain[domain]
