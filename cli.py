@@ -329,7 +329,9 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     Each line: {"id": "c-1", "type": "register_deal", "on": "2026-01-10",
                 "actor": "partner:acme", "data": {...}}
     Re-submitting is safe: a command id already applied is reported as
-    duplicate. A refused line writes nothing; the other lines still apply.
+    duplicate, one refused before is refused again with its reason (a
+    corrected command needs a new id). A refused line writes nothing; the
+    other lines still apply.
     Exit status: 0 all applied or duplicate, 1 some refused, 2 some malformed.
     """
     settings = ctx.find_object(Settings)
