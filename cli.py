@@ -383,6 +383,16 @@ def sweep(ctx: click.Context, on: str | None) -> None:
 
 
 # -- queries --------------------------------------------------------------------------
+def _replaying(ctx: click.Context, known_at: str | None) -> Any:
+    """The ledger, with a progress bar on a --known-at replay."""
+    ledger = ctx.find_object(Settings).ledger()
+    if known_at is not None:
+        bar = _bar(ledger.app.head(), "replaying")
+        ledger.replay_progress = bar.__enter__()
+        ctx.call_on_close(lambda: bar.__exit__(None, None, None))
+    return ledger
+
+
 @main.command()
 @click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
 @click.option("--filter", "filter_", type=click.Choice(["trial", "active", "closed", "attention"]),
@@ -394,7 +404,7 @@ def sweep(ctx: click.Context, on: str | None) -> None:
 @click.pass_context
 def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
-    rows = ctx.find_object(Settings).ledger().overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
+    rows = _replaying(ctx, known_at).overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
     emit(ctx, rows, lambda: table(rows, ["customer", "domain", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
@@ -407,7 +417,7 @@ def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of
 @click.pass_context
 def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
     """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
-    items = ctx.find_object(Settings).ledger().attention(partner, parse_day(as_of), parse_moment(known_at))
+    items = _replaying(ctx, known_at).attention(partner, parse_day(as_of), parse_moment(known_at))
     rows = [{k: v for k, v in i.items() if k != "domain"} for i in items]
     emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
 
@@ -426,7 +436,7 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
     """The deal pipeline: deals with stage, review and protection."""
     from ledger.projections.pipeline import summary as pipeline_summary
 
-    rows = ctx.find_object(Settings).ledger().deals(partner, stage, review, parse_day(as_of), parse_moment(known_at))
+    rows = _replaying(ctx, known_at).deals(partner, stage, review, parse_day(as_of), parse_moment(known_at))
     if summary:
         s = pipeline_summary(rows)
         emit(ctx, s, lambda: "\n".join(
@@ -664,9 +674,8 @@ def projections_rebuild(ctx: click.Context, name: str | None) -> None:
     for n in names:
         ledger.runner.get(n)
     head = ledger.app.head()
-    for n in names:
-        with _bar(head, f"rebuilding {n}") as progress:
-            ledger.runner.rebuild(n, progress)
+    with _bar(head, f"rebuilding {', '.join(names)}") as progress:
+        ledger.runner.rebuild_many(names, progress)  # one pass over the log for all of them
     emit(ctx, {"rebuilt": names, "position": head}, lambda: f"rebuilt {', '.join(names)} to position {head}")
 
 

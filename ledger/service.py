@@ -28,6 +28,7 @@ class Ledger:
         self.sql = self.db.connect()  # first: a failed connection says why, at once
         self.app = LedgerApp(self.db, clock)
         self.runner = Runner(self.app, self.sql, all_projections())
+        self.replay_progress: Callable[[int, int], None] | None = None
 
     def close(self) -> None:
         self.sql.close()
@@ -85,14 +86,15 @@ class Ledger:
         })
 
     # -- reading --------------------------------------------------------------
-    def reader(self, known_at: datetime | None = None, progress: Callable[[int, int], None] | None = None) -> Sql:
+    def reader(self, known_at: datetime | None = None) -> Sql:
         """The tables to answer from: the live read models, caught up; or, with
-        `known_at`, a scratch replay of only the events recorded by then."""
+        `known_at`, a scratch replay of only the events recorded by then
+        (reported to `replay_progress`, a long replay being long)."""
         if known_at is None:
             self.runner.catch_up()
             return self.sql
         scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(chain=False), known_at=known_at).catch_up(progress)
+        Runner(self.app, scratch, all_projections(chain=False), known_at=known_at).catch_up(self.replay_progress)
         return scratch
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
