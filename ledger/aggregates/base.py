@@ -16,7 +16,7 @@ from eventsourcing.domain import Aggregate
 _NAMESPACE = UUID("6a0f3f5e-2b1c-4d0e-9a57-3c1d5e8f9b21")
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 14)  # a batch's working set; bounded so memory stays flat
 def aggregate_id(kind: str, key: str) -> UUID:
     return uuid5(_NAMESPACE, f"{kind}:{key}")
 
