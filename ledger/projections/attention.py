@@ -87,9 +87,13 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
 
     # Protection about to lapse: the last action by the day was N days short of 90 ago.
     lo, hi = ago(PROTECTION_DAYS), ago(PROTECTION_DAYS - s.protection_lapsing_days)
-    where = ("EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
+    # Cheap necessary conditions first (open, not denied, not lapsed on the day;
+    # acted on lately), then the exact one on the action days.
+    where = ("(t.closed_on IS NULL OR t.closed_on > ?) AND (t.lapsed_on IS NULL OR t.lapsed_on > ?) "
+             "AND NOT (t.review = 'denied' AND t.review_on <= ?) AND t.last_action > ? "
+             "AND EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
              "AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?)")
-    params: tuple[Any, ...] = (lo, hi, hi, d)
+    params: tuple[Any, ...] = (d, d, d, lo, lo, hi, hi, d)
     if partner is not None:
         where, params = "t.partner = ? AND " + where, (partner, *params)
     for r in deal_rows(sql, d, where, params):

@@ -166,9 +166,9 @@ def renewals_due(sql: Any, aggs: list[str], as_of: date) -> dict[str, str]:
     day = as_of.isoformat()
     for start in range(0, len(aggs), 500):
         chunk = aggs[start : start + 500]
-        for agg, charge, period_end_ in sql.all(
-            f"SELECT agg, charge, period_end FROM ov_charges WHERE day <= ? "
-            f"AND agg IN ({','.join('?' * len(chunk))}) ORDER BY agg, charge",
+        for agg, period_end_ in sql.all(
+            "SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND c.day <= ? "
+            f"ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE s.agg IN ({','.join('?' * len(chunk))})",
             [day, *chunk],
         ):
             out[agg] = period_end_
