@@ -108,7 +108,7 @@ class Database:
                     check_same_thread=False,
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # read models: rebuildable, see below
                 return Sql(self, conn)
             import psycopg
 
@@ -118,6 +118,10 @@ class Database:
                 password=p["password"] or None, autocommit=True, connect_timeout=5,
             )
             conn.execute(f"SET lock_timeout = '{lock_timeout()}s'")
+            # This connection writes only what can be rebuilt from the event
+            # log (read models with their positions, in one transaction), so it
+            # need not wait for a flush to disk; the events' own writes do.
+            conn.execute("SET synchronous_commit TO OFF")
             if p["schema"]:
                 conn.execute(f'SET search_path TO "{p["schema"]}"')
             return Sql(self, conn)
@@ -160,7 +164,9 @@ class Sql:
         """A write transaction. `lock` names a row of `ledger_locks` to take
         first (PostgreSQL); SQLite takes its database write lock up front."""
         if self.pg:
-            with self.conn.transaction():
+            # Pipeline mode: the writes of a transaction go to the server
+            # together instead of one round trip each (reads still wait).
+            with self.conn.pipeline(), self.conn.transaction():
                 self.in_tx = True
                 try:
                     if lock:
