@@ -207,7 +207,7 @@ class LedgerApp(Application):
 
     # -- the event table itself (audit reads and restores it raw) ---------------
     @property
-    def _events_table(self) -> str:
+    def events_table(self) -> str:
         store = self.recorder.datastore  # type: ignore[attr-defined]
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
         return table if self.db.kind == "sqlite" else f'"{store.schema}"."{table}"'
@@ -221,14 +221,14 @@ class LedgerApp(Application):
         with store.transaction(commit=False) as c:
             if self.db.kind == "sqlite":
                 c.execute(
-                    f"SELECT rowid, originator_id, originator_version, topic, state FROM {self._events_table} "
+                    f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table} "
                     f"WHERE originator_id IN ({','.join('?' * len(ids))}) ORDER BY rowid",
                     [u.hex for u in ids],
                 )
                 return [Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2], topic=r[3],
                                      state=bytes(r[4])) for r in c.fetchall()]
             c.execute(
-                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self._events_table} "
+                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self.events_table} "
                 "WHERE originator_id = ANY(%s) ORDER BY notification_id",
                 [ids],
             )
@@ -242,19 +242,19 @@ class LedgerApp(Application):
         with store.transaction(commit=True) as c:
             if self.db.kind == "sqlite":
                 c.executemany(
-                    f"INSERT INTO {self._events_table} (rowid, originator_id, originator_version, topic, state) "
+                    f"INSERT INTO {self.events_table} (rowid, originator_id, originator_version, topic, state) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [(n.id, n.originator_id.hex, n.originator_version, n.topic, n.state) for n in rows],
                 )
                 return
             c.executemany(
-                f"INSERT INTO {self._events_table} (notification_id, originator_id, originator_version, topic, state) "
+                f"INSERT INTO {self.events_table} (notification_id, originator_id, originator_version, topic, state) "
                 "VALUES (%s, %s, %s, %s, %s)",
                 [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in rows],
             )
             c.execute(
-                f"SELECT setval(pg_get_serial_sequence('{self._events_table}', 'notification_id'), "
-                f"(SELECT MAX(notification_id) FROM {self._events_table}))"
+                f"SELECT setval(pg_get_serial_sequence('{self.events_table}', 'notification_id'), "
+                f"(SELECT MAX(notification_id) FROM {self.events_table}))"
             )
 
     # -- executing commands ---------------------------------------------------

@@ -18,6 +18,9 @@ from .base import Projection
 
 BATCH = 2000
 REBUILD_BATCH = 10_000
+# PostgreSQL plans by table statistics, and a server may run without
+# autovacuum: tables that grew by this many events get ANALYZEd.
+ANALYZE_EVERY = 50_000
 STATE_DDL = (
     "CREATE TABLE IF NOT EXISTS ledger_projections ("
     "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version BIGINT NOT NULL, suffix TEXT NOT NULL)"
@@ -51,6 +54,7 @@ class Runner:
         answer as the ledger knew it then)."""
         self.app, self.sql, self.projections = app, sql, list(projections)
         self.known_at, self.upto = known_at, upto
+        self._grown: dict[str, int] = {}  # events applied per table suffix since its last ANALYZE
         self._ensure_schema()
 
     # -- state ------------------------------------------------------------
@@ -146,9 +150,26 @@ class Runner:
             # A short batch read everything up to the head (the rest was other topics).
             last = notifications[-1].id if len(notifications) == batch else head
             self._apply(targets, positions, pairs, last)
+        self._analyze_if_grown(targets, len(notifications))
         if progress:
             progress(last, head)
         return last - start
+
+    def _analyze_if_grown(self, targets: list[tuple[Projection, str, str]], events: int,
+                          force: bool = False) -> None:
+        if not self.sql.pg:
+            return
+        analyzed = False
+        for p, _, suffix in targets:
+            key = p.name + suffix
+            self._grown[key] = self._grown.get(key, 0) + events
+            if force or self._grown[key] >= ANALYZE_EVERY:
+                for t in p.tables:
+                    self.sql.execute(f"ANALYZE {t.name + suffix}")
+                self._grown[key] = 0
+                analyzed = True
+        if analyzed:
+            self.sql.execute(f"ANALYZE {self.app.events_table}")
 
     def apply_recorded(self, recordings: Sequence[Any]) -> None:
         """Apply events this process has just written, without reading them
@@ -165,6 +186,7 @@ class Runner:
                 return
             positions = {p.name: first - 1 for p in self.projections}
             self._apply(targets, positions, ((r.domain_event, r.notification) for r in recordings), last)
+        self._analyze_if_grown(targets, len(recordings))
 
     def _positions(self, targets: list[tuple[Projection, str, str]]) -> dict[str, int]:
         states = self._states()
@@ -234,4 +256,5 @@ class Runner:
         live = [(p, p.name, "") for p in projections]
         while self._step(live, batch, progress):
             pass
+        self._analyze_if_grown(live, 0, force=True)
         return True
