@@ -1,5 +1,6 @@
 """The write side: validated commands → authority → handler on a unit of work
-→ one atomic save per batch. Read models catch up after each submission.
+→ one atomic write per batch (events and command outcomes), handed to the
+read models as soon as it is written.
 
 Bulk submission batches many commands into one atomic write, because one
 transaction per event is slow; a batch that loses an optimistic-concurrency
@@ -52,7 +53,6 @@ class Result:
     type: str | None
     status: str  # applied | duplicate | refused | malformed
     message: str | None = None
-    position: int | None = None
 
     def __post_init__(self) -> None:
         # Reasons echo input: keep every report line one bounded line.

@@ -5,9 +5,9 @@ reader's authority to every query. The CLI is a thin layer over this."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta, timezone
-from uuid import uuid4
+from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from . import authority
 from .aggregates import Refused
@@ -17,9 +17,6 @@ from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
 from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
-
-OVERVIEW_FILTERS = ("trial", "active", "closed", "attention")
-
 
 class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
@@ -46,7 +43,7 @@ class Ledger:
     ) -> list[Result]:
         items: list[tuple[int, Command | Malformed]] = []
         for number, raw in enumerate(lines, 1):
-            if not (raw.strip() if isinstance(raw, str) else raw.strip()):
+            if not raw.strip():
                 continue  # blank lines are allowed between commands
             try:
                 items.append((number, parse_line(raw)))
@@ -137,6 +134,3 @@ class Ledger:
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
         return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at), as_of)
 
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()
