@@ -12,6 +12,7 @@ as an adjustment."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import json
 from bisect import bisect_right
 from collections import defaultdict
@@ -195,7 +196,7 @@ def rate_on(rates: list[tuple[str, int, Decimal]], day: str) -> Decimal:
     (the later-recorded one if two share a date); before the first, the first."""
     if not rates:
         return Decimal("0")
-    i = bisect_right(rates, (day, float("inf"), Decimal(0)))
+    i = bisect_right(rates, (day, sys.maxsize, Decimal(0)))
     return rates[max(i - 1, 0)][2]
 
 
