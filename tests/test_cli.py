@@ -603,12 +603,11 @@ def test_demo_loads_once_and_a_second_run_applies_nothing(cli: Cli) -> None:
 
 
 # -- processes side by side -------------------------------------------------------------------
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the race is PostgreSQL's
 def test_processes_starting_together_on_postgres(cli: Cli) -> None:
     """Several ledger processes starting at once (two users, two cron jobs) on
     an empty schema, where they race to create the tables, and again once it
     exists: every one of them works."""
-    if not cli.url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     for _ in range(2):
         procs = [_start(["--db", cli.url, "deals", "--json"], cli.cwd, None, None) for _ in range(6)]
         for proc in procs:
