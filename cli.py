@@ -337,9 +337,8 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     settings = ctx.find_object(Settings)
     lines = file.read().splitlines()
     ledger = settings.ledger()
-    show = len(lines) >= 2000 and sys.stderr.isatty()
-    with click.progressbar(length=len(lines), label="applying", file=sys.stderr) if show else _null() as bar:
-        results = ledger.submit_lines(lines, progress=(bar.update if show else None))
+    with _bar(len(lines), "applying") as progress:
+        results = ledger.submit_lines(lines, progress=_counted(progress))
     counts = {s: 0 for s in ("applied", "duplicate", "refused", "malformed")}
     for r in results:
         counts[r.status] += 1
@@ -363,14 +362,6 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
         sys.exit(EXIT_USAGE)
     if counts["refused"]:
         sys.exit(EXIT_REFUSED)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: Any) -> None:
-        return None
 
 
 @main.command()
@@ -637,9 +628,8 @@ def audit_import(ctx: click.Context, file: Any) -> None:
     positions, same events, same hash chain. Then rebuilds the read models."""
     audit_ = _audit(ctx)
     lines = file.read().splitlines()
-    show = sys.stderr.isatty() and len(lines) > 2000
-    with click.progressbar(length=len(lines), label="importing", file=sys.stderr) if show else _null() as bar:
-        count = audit_.import_(lines, bar.update if show else None)
+    with _bar(len(lines), "importing") as progress:
+        count = audit_.import_(lines, _counted(progress))
     ledger = ctx.find_object(Settings).ledger()
     with _bar(ledger.app.head(), "catching up") as progress:
         ledger.runner.catch_up(progress)
@@ -677,6 +667,17 @@ def projections_rebuild(ctx: click.Context, name: str | None) -> None:
     with _bar(head, f"rebuilding {', '.join(names)}") as progress:
         ledger.runner.rebuild_many(names, progress)  # one pass over the log for all of them
     emit(ctx, {"rebuilt": names, "position": head}, lambda: f"rebuilt {', '.join(names)} to position {head}")
+
+
+def _counted(progress: Callable[[int, int], None]) -> Callable[[int], None]:
+    """Adapt a position bar to work reported as counts of items done."""
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        progress(done[0], 0)
+
+    return advance
 
 
 class _bar:

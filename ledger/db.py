@@ -136,7 +136,6 @@ class Sql:
         self.db = db
         self.conn = conn
         self.pg = db.kind == "postgres"
-        self.in_tx = False
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
@@ -167,16 +166,11 @@ class Sql:
             # Pipeline mode: the writes of a transaction go to the server
             # together instead of one round trip each (reads still wait).
             with self.conn.pipeline(), self.conn.transaction():
-                self.in_tx = True
-                try:
-                    if lock:
-                        self.execute("SELECT name FROM ledger_locks WHERE name = ? FOR UPDATE", (lock,))
-                    yield self
-                finally:
-                    self.in_tx = False
+                if lock:
+                    self.execute("SELECT name FROM ledger_locks WHERE name = ? FOR UPDATE", (lock,))
+                yield self
         else:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.in_tx = True
             try:
                 yield self
             except BaseException:
@@ -184,8 +178,6 @@ class Sql:
                 raise
             else:
                 self.conn.execute("COMMIT")
-            finally:
-                self.in_tx = False
 
     def close(self) -> None:
         try:
