@@ -26,7 +26,8 @@ from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
-from .db import Database, Unavailable, redact
+from .db import Database, Sql, Unavailable, redact
+from .persistence import OUTCOMES
 
 A = TypeVar("A", bound=LedgerAggregate)
 
@@ -143,9 +144,13 @@ _KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscri
 class LedgerApp(Application):
     name = "ledger"
 
-    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+    def __init__(self, db: Database, clock: Clock | None = None, reads: Sql | None = None) -> None:
         self.db = db
         self.clock = clock or Clock()
+        # Outcomes and aggregates are read on a plain autocommit connection: one
+        # round trip per query, where the event store's own costs three.
+        self._own_reads = reads is None
+        self.reads = reads or db.connect()
         self.conflicts = 0  # batches re-read and re-applied after losing a race
         self._saved: Callable[[Sequence[Recording]], None] | None = None
         # Aggregates as last saved or read by this process. Each use first reads
@@ -177,7 +182,7 @@ class LedgerApp(Application):
         """Load (or bring up to date) many aggregates with one query."""
         ids = list(dict.fromkeys(agg_ids))
         out: dict[UUID, Any] = {i: self._cache.get(i) for i in ids}
-        for n in self.notifications_of(ids):
+        for n in self.notifications_of(ids, after={i: a.version for i, a in out.items() if a is not None}):
             agg = out[n.originator_id]
             if agg is None or n.originator_version > agg.version:
                 out[n.originator_id] = self.mapper.to_domain_event(n).mutate(agg)
@@ -200,7 +205,15 @@ class LedgerApp(Application):
 
     def outcomes(self, command_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
         """The final outcome of each of these command ids already seen (one query)."""
-        return self.recorder.outcomes(list(dict.fromkeys(command_ids)))  # type: ignore[attr-defined]
+        ids = list(dict.fromkeys(command_ids))
+        out: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            for cid, status, reason in self.reads.all(
+                f"SELECT id, status, reason FROM {OUTCOMES} WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[cid] = (status, reason)
+        return out
 
     def applied_ids(self, command_ids: Iterable[str]) -> set[str]:
         return {c for c, (status, _) in self.outcomes(command_ids).items() if status == "applied"}
@@ -212,29 +225,29 @@ class LedgerApp(Application):
         table = self.recorder.events_table_name  # type: ignore[attr-defined]
         return table if self.db.kind == "sqlite" else f'"{store.schema}"."{table}"'
 
-    def notifications_of(self, agg_ids: Iterable[UUID]) -> list[Notification]:
-        """Every stored event of these aggregates, with its position, in order."""
+    def notifications_of(self, agg_ids: Iterable[UUID], after: dict[UUID, int] | None = None) -> list[Notification]:
+        """The stored events of these aggregates, with their positions, in
+        order: every one, or only those after the version `after` gives."""
         ids = list(agg_ids)
         if not ids:
             return []
-        store = self.recorder.datastore  # type: ignore[attr-defined]
-        with store.transaction(commit=False) as c:
-            if self.db.kind == "sqlite":
-                c.execute(
-                    f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table} "
-                    f"WHERE originator_id IN ({','.join('?' * len(ids))}) ORDER BY rowid",
-                    [u.hex for u in ids],
-                )
-                return [Notification(id=r[0], originator_id=UUID(r[1]), originator_version=r[2], topic=r[3],
-                                     state=bytes(r[4])) for r in c.fetchall()]
-            c.execute(
-                f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self.events_table} "
-                "WHERE originator_id = ANY(%s) ORDER BY notification_id",
-                [ids],
+        known = [(after or {}).get(i, 0) for i in ids]
+        if self.db.kind == "sqlite":
+            rows = self.reads.all(
+                f"WITH w(id, v) AS (VALUES {','.join(['(?, ?)'] * len(ids))}) "
+                f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state FROM w "
+                f"JOIN {self.events_table} e ON e.originator_id = w.id AND e.originator_version > w.v ORDER BY e.rowid",
+                [x for i, v in zip(ids, known) for x in (i.hex, v)],
             )
-            return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
-                                 originator_version=r["originator_version"], topic=r["topic"],
-                                 state=bytes(r["state"])) for r in c.fetchall()]
+        else:
+            rows = self.reads.all(
+                "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+                f"FROM unnest(?::uuid[], ?::bigint[]) AS w(id, v) JOIN {self.events_table} e "
+                "ON e.originator_id = w.id AND e.originator_version > w.v ORDER BY e.notification_id",
+                [ids, known],
+            )
+        return [Notification(id=r[0], originator_id=r[1] if isinstance(r[1], UUID) else UUID(r[1]),
+                             originator_version=r[2], topic=r[3], state=bytes(r[4])) for r in rows]
 
     def insert_raw(self, rows: Sequence[Notification]) -> None:
         """Restore exported events with their original positions (audit import)."""
@@ -378,6 +391,11 @@ class LedgerApp(Application):
         note = HANDLERS[cmd.type](batch, cmd.data, ctx)
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note
+
+    def close(self) -> None:
+        if self._own_reads:
+            self.reads.close()
+        super().close()
 
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0

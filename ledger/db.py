@@ -155,6 +155,14 @@ class Sql:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.execute(sql, params).fetchall())
 
+    def all_many(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """Several queries' rows; on PostgreSQL sent together, one round trip."""
+        if not self.pg or len(queries) < 2:
+            return [self.all(q, p) for q, p in queries]
+        with self.conn.pipeline():
+            cursors = [self.conn.execute(self._q(q), p) for q, p in queries]
+        return [list(c.fetchall()) for c in cursors]
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self.execute(sql, params).fetchone()
 

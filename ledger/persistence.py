@@ -35,14 +35,6 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             c.executemany(f"INSERT INTO {OUTCOMES} (id, status, reason) VALUES (?, ?, ?)", list(outcomes))
         return ids
 
-    def outcomes(self, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        if not ids:
-            return {}
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT id, status, reason FROM {OUTCOMES} WHERE id IN ({','.join('?' * len(ids))})",
-                      list(ids))
-            return {r[0]: (r[1], r[2]) for r in c.fetchall()}
-
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
         with self.datastore.transaction(commit=True) as c:
@@ -77,13 +69,6 @@ class PostgresRecorder(PostgresApplicationRecorder):
             with curs.connection.cursor() as c:  # the events' cursor still holds their new positions
                 c.executemany(f"INSERT INTO {self.outcomes_table} (id, status, reason) VALUES (%s, %s, %s)",
                               list(outcomes))
-
-    def outcomes(self, ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
-        if not ids:
-            return {}
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT id, status, reason FROM {self.outcomes_table} WHERE id = ANY(%s)", [list(ids)])
-            return {r["id"]: (r["status"], r["reason"]) for r in c.fetchall()}
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""

@@ -23,7 +23,7 @@ class Ledger:
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
         self.sql = self.db.connect()  # first: a failed connection says why, at once
-        self.app = LedgerApp(self.db, clock)
+        self.app = LedgerApp(self.db, clock, reads=self.sql)
         self.runner = Runner(self.app, self.sql, all_projections())
         self.replay_progress: Callable[[int, int], None] | None = None
 
@@ -54,10 +54,13 @@ class Ledger:
     def submit(
         self, items: Sequence[tuple[int, Command | Malformed]], progress: Callable[[int], None] | None = None
     ) -> list[Result]:
-        # Each batch's events go straight to the read models; catch_up then
-        # picks up anything another writer interleaved.
-        results = self.app.execute(items, self.actor, progress, saved=self.runner.apply_recorded)
-        self.runner.catch_up()
+        # Each batch's events go straight to the read models; when another
+        # writer's events came between, catch_up reads the log instead.
+        direct: list[bool] = []
+        results = self.app.execute(items, self.actor, progress,
+                                   saved=lambda recorded: direct.append(self.runner.apply_recorded(recorded)))
+        if not all(direct):
+            self.runner.catch_up()
         return results
 
     def command(self, envelope: dict[str, Any]) -> Result:

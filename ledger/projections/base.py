@@ -47,10 +47,11 @@ class Rows:
             + " AND ".join(f"{k} = ?" for k in table.key)
         )
 
-    def preload(self, keys: Iterable[tuple[Any, ...]]) -> None:
-        """Read many rows in one query (absent ones are remembered as absent)."""
+    def queries(self, keys: Iterable[tuple[Any, ...]]) -> list[tuple[str, list[Any], list[tuple[Any, ...]]]]:
+        """The queries that read these rows, not yet cached: (sql, params, keys)."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self.cache]
         width = len(self.table.key)
+        out = []
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
@@ -58,13 +59,17 @@ class Rows:
             else:
                 one = "(" + ",".join("?" * width) + ")"
                 cond = f"({', '.join(self.table.key)}) IN ({','.join([one] * len(chunk))})"
-            rows = self.sql.all(f"SELECT {', '.join(self._cols)} FROM {self.physical} WHERE {cond}",
-                                [v for k in chunk for v in k])
-            for k in chunk:
-                self.cache[k] = None
-            for values in rows:
-                row = dict(zip(self._cols, values))
-                self.cache[tuple(row[k] for k in self.table.key)] = row
+            out.append((f"SELECT {', '.join(self._cols)} FROM {self.physical} WHERE {cond}",
+                        [v for k in chunk for v in k], chunk))
+        return out
+
+    def take(self, keys: list[tuple[Any, ...]], found: list[tuple[Any, ...]]) -> None:
+        """Cache what a query from `queries` found (absent rows as absent)."""
+        for k in keys:
+            self.cache[k] = None
+        for values in found:
+            row = dict(zip(self._cols, values))
+            self.cache[tuple(row[k] for k in self.table.key)] = row
 
     def get(self, *key: Any) -> dict[str, Any] | None:
         row = self.cache.get(key, _MISSING)
@@ -120,12 +125,19 @@ class Writer:
         for rows in self.tables.values():
             rows.flush()
 
-    def preload(self, wanted: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+    def wanted(self, reads: Iterable[tuple[str, tuple[Any, ...]]]) -> list[tuple[Rows, list[tuple[Any, ...]]]]:
         by_table: dict[str, list[tuple[Any, ...]]] = {}
-        for table, key in wanted:
+        for table, key in reads:
             by_table.setdefault(table, []).append(key)
-        for table, keys in by_table.items():
-            self.tables[table].preload(keys)
+        return [(self.tables[t], keys) for t, keys in by_table.items()]
+
+
+def preload(sql: Any, wanted: Iterable[tuple[Rows, list[tuple[Any, ...]]]]) -> None:
+    """Read the rows a batch will need, for every table, in one round trip."""
+    queries = [(rows, q) for rows, keys in wanted for q in rows.queries(keys)]
+    results = sql.all_many([(text, params) for _, (text, params, _) in queries])
+    for (rows, (_, _, keys)), found in zip(queries, results):
+        rows.take(keys, found)
 
 
 class Projection:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..persistence import CREATE_LOCK
-from .base import Projection
+from .base import Projection, preload
 
 BATCH = 2000
 REBUILD_BATCH = 10_000
@@ -171,22 +171,24 @@ class Runner:
         if analyzed:
             self.sql.execute(f"ANALYZE {self.app.events_table}")
 
-    def apply_recorded(self, recordings: Sequence[Any]) -> None:
+    def apply_recorded(self, recordings: Sequence[Any]) -> bool:
         """Apply events this process has just written, without reading them
-        back, when no other writer's events came between (else catch_up will)."""
+        back, when no other writer's events came between (else returns False
+        and catch_up reads them from the log)."""
         if not recordings or self.known_at is not None or self.upto is not None:
-            return
+            return not recordings
         first, last = recordings[0].notification.id, recordings[-1].notification.id
         if last - first + 1 != len(recordings):
-            return
+            return False
         targets = [(p, p.name, "") for p in self.projections]
         with self.sql.transaction(lock="projections"):
             states = self._states()
             if any(states.get(p.name, (-1, -1, ""))[:2] != (first - 1, p.version) for p in self.projections):
-                return
+                return False
             positions = {p.name: first - 1 for p in self.projections}
             self._apply(targets, positions, ((r.domain_event, r.notification) for r in recordings), last)
         self._analyze_if_grown(targets, len(recordings))
+        return True
 
     def _positions(self, targets: list[tuple[Projection, str, str]]) -> dict[str, int]:
         states = self._states()
@@ -198,8 +200,9 @@ class Runner:
         their rows and record `last` as their position: one transaction."""
         writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
         pairs = list(pairs)
-        for p, name, _ in targets:  # one query per table for the rows the batch will read
-            writers[name].preload(k for e, n in pairs if n.id > positions[name] for k in p.reads(e, n))
+        # The rows the batch will read, read up front: one round trip in all.
+        preload(self.sql, [w for p, name, _ in targets for w in writers[name].wanted(
+            k for e, n in pairs if n.id > positions[name] for k in p.reads(e, n))])
         for event, n in pairs:
             for p, name, _ in targets:
                 if n.id > positions[name]:
