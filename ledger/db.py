@@ -155,6 +155,18 @@ class Sql:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.execute(sql, params).fetchall())
 
+    def chunks(self, values: Sequence[Any]) -> list[Sequence[Any]]:
+        """`values` in pieces for `in_`: SQLite binds each one, PostgreSQL takes one array."""
+        size = max(len(values), 1) if self.pg else 500
+        return [values[i : i + size] for i in range(0, len(values), size)]
+
+    def in_(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`column IN (values)` and its parameters (an array on PostgreSQL: one
+        parameter, planned once, instead of hundreds)."""
+        if self.pg:
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
     def all_many(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
         """Several queries' rows; on PostgreSQL sent together, one round trip."""
         if not self.pg or len(queries) < 2:

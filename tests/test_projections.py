@@ -430,6 +430,26 @@ def test_overview_usage_and_the_90_day_activity_window(h: Harness) -> None:
     assert [r["domain"] for r in h.ledger.overview(None, None, day("2026-04-10"))] == ["act.fi"]
 
 
+def test_overview_latest_usage_ignores_a_late_report_for_an_earlier_day(h: Harness) -> None:
+    program(h)
+    h.ok(*won_sub("s-1", "act.fi", on="2026-01-05", period="yearly", registered="2026-01-02", name="Active Oy"))
+    h.ok(
+        usage("act.fi", "2026-04-11", users=9, framework="SOC 2", activities=3),
+        usage("act.fi", "2026-04-11", users=10),                     # same day, later: replaces
+        usage("act.fi", "2026-04-01", users=2, progress=40, activities=1),  # an earlier day, reported late
+    )
+
+    def row(as_of: str) -> tuple[Any, ...]:
+        (r,) = h.ledger.overview("acme", None, day(as_of))
+        return r["framework"], r["progress"], r["users"], r["activities_90d"]
+
+    assert row("2026-05-01") == ("SOC 2", 40, 10, 4)
+    assert row("2026-04-05") == (None, 40, 2, 1)
+    # A rebuild from the log gives the same figures.
+    h.ledger.runner.rebuild("overview")
+    assert row("2026-05-01") == ("SOC 2", 40, 10, 4)
+
+
 # == 3. attention flags ====================================================================
 def flagged(h: Harness, code: str, as_of: str, partner: str | None = "acme") -> list[str]:
     return [i["subject"] for i in h.ledger.attention(partner, day(as_of)) if i["code"] == code]

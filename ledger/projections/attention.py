@@ -12,7 +12,9 @@ from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
 from ..settings import Attention
-from .overview import SUBSCRIPTIONS, TRIALS, Usage, renewals_due, subscription_active, trial_end, trial_runs
+from .overview import (
+    SUBSCRIPTIONS, TRIALS, Usage, renewals_due, select_rows, subscription_active, trial_end, trial_runs,
+)
 from .pipeline import DEALS, deal_rows
 
 CODES = {
@@ -25,11 +27,6 @@ CODES = {
     "customer-inactive": "a customer subscribed for {customer_inactive_days} days or more had no activity in that time",
     "renewal-due": "a subscription's renewal is due within {renewal_due_days} days (or overdue)",
 }
-
-
-def _select(sql: Any, table: Any, where: str, params: list[Any]) -> list[dict[str, Any]]:
-    cols = list(table.columns)
-    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {', '.join(cols)} FROM {table.name} t WHERE {where}", params)]
 
 
 def _scope(partner: str | None, where: str, params: list[Any]) -> tuple[str, list[Any]]:
@@ -58,7 +55,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     out: list[dict[str, Any]] = []
 
     # Trials running on the day.
-    running = [t for t in _select(sql, TRIALS, *_scope(
+    running = [t for t in select_rows(sql, TRIALS, *_scope(
         partner,
         "t.started_on <= ? AND ? < t.ends_on AND (t.converted_on IS NULL OR t.converted_on > ?) "
         "AND (t.expired_on IS NULL OR t.expired_on > ?)",
@@ -78,7 +75,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
                              f"no activity in trial for {t['domain']} {since}"))
 
     # Deals waiting for review on the day.
-    for r in _select(sql, DEALS, *_scope(
+    for r in select_rows(sql, DEALS, *_scope(
         partner, "t.registered_on < ? AND (t.review_on IS NULL OR t.review_on > ?)", [ago(s.deal_pending_days), d]
     )):
         waited = (as_of - date.fromisoformat(r["registered_on"])).days
@@ -104,7 +101,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
                              f"(in {(date.fromisoformat(until) - as_of).days} days) unless the deal moves"))
 
     # Won deals with no subscription yet (for the deal, or for its customer since the deal was registered).
-    for r in _select(sql, DEALS, *_scope(
+    for r in select_rows(sql, DEALS, *_scope(
         partner,
         "t.stage = 'closed-won' AND t.closed_on <= ? AND NOT EXISTS (SELECT 1 FROM ov_subscriptions s "
         "WHERE (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
@@ -115,7 +112,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
                          f"deal for {r['customer_domain']} won on {r['closed_on']} has no subscription"))
 
     # Subscriptions: recent cancellations, renewals due, inactive customers.
-    subs = _select(sql, SUBSCRIPTIONS, *_scope(
+    subs = select_rows(sql, SUBSCRIPTIONS, *_scope(
         partner, "t.started_on <= ? AND (t.cancelled_on IS NULL OR t.cancelled_on > ?)", [d, ago(s.cancelled_recent_days)]
     ))
     active = [x for x in subs if subscription_active(x, d)]

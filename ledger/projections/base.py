@@ -50,17 +50,21 @@ class Rows:
     def queries(self, keys: Iterable[tuple[Any, ...]]) -> list[tuple[str, list[Any], list[tuple[Any, ...]]]]:
         """The queries that read these rows, not yet cached: (sql, params, keys)."""
         wanted = [k for k in dict.fromkeys(keys) if k not in self.cache]
-        width = len(self.table.key)
+        key = self.table.key
+        width = len(key)
         out = []
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
-                cond = f"{self.table.key[0]} IN ({','.join('?' * len(chunk))})"
+                text = f"SELECT {', '.join(self._cols)} FROM {self.physical} WHERE {key[0]} IN ({','.join('?' * len(chunk))})"
             else:
-                one = "(" + ",".join("?" * width) + ")"
-                cond = f"({', '.join(self.table.key)}) IN ({','.join([one] * len(chunk))})"
-            out.append((f"SELECT {', '.join(self._cols)} FROM {self.physical} WHERE {cond}",
-                        [v for k in chunk for v in k], chunk))
+                # Joined to a VALUES list: SQLite scans the whole table for `(a, b) IN (...)`.
+                first = "(" + ", ".join(f"CAST(? AS {self.table.columns[k]})" for k in key) + ")"
+                rows = ", ".join([first] + ["(" + ",".join("?" * width) + ")"] * (len(chunk) - 1))
+                text = (f"WITH k({', '.join('k_' + k for k in key)}) AS (VALUES {rows}) "
+                        f"SELECT {', '.join('t.' + c for c in self._cols)} FROM k JOIN {self.physical} t ON "
+                        + " AND ".join(f"t.{k} = k.k_{k}" for k in key))
+            out.append((text, [v for k in chunk for v in k], chunk))
         return out
 
     def take(self, keys: list[tuple[Any, ...]], found: list[tuple[Any, ...]]) -> None:

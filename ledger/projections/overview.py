@@ -55,14 +55,25 @@ USAGE = Table(
         "progress": "BIGINT", "activities": "BIGINT",
     },
 )
+# Per domain, the latest day of each figure: an as-of query on or after those
+# days (nearly every query: as of today) reads one row instead of searching.
+LATEST = Table(
+    "ov_usage_latest",
+    key=("domain",),
+    columns={
+        "domain": "TEXT", "users": "BIGINT", "users_day": "TEXT", "framework": "TEXT", "framework_day": "TEXT",
+        "progress": "BIGINT", "progress_day": "TEXT", "last_activity": "TEXT",
+    },
+)
+FIGURES = ("users", "framework", "progress")
 
 ACTIVITY_WINDOW_DAYS = 90
 
 
 class Overview(Projection):
     name = "overview"
-    version = 2
-    tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE)
+    version = 3
+    tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE, LATEST)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
                Trial.Converted, Trial.Expired, Subscription.Started, Subscription.Renewed,
@@ -72,7 +83,7 @@ class Overview(Projection):
         agg = e.originator_id.hex
         match e:
             case UsageDay.Reported() | UsageDay.ReportedAgain():
-                return [("ov_usage", (e.domain, e.day.isoformat()))]
+                return [("ov_usage", (e.domain, e.day.isoformat())), ("ov_usage_latest", (e.domain,))]
             case Customer.TrialAttached() | Customer.SubscriptionAttached():
                 return [("ov_customers", (agg,))]
             case Trial.Started():
@@ -101,6 +112,13 @@ class Overview(Projection):
                         row[col] = getattr(e, col)
                 row["activities"] = (row["activities"] or 0) + (e.activities or 0)
                 usage.put(row)
+                latest = w["ov_usage_latest"].get(domain) or {"domain": domain}
+                for col in FIGURES:  # a later report on the same day replaces the figure
+                    if getattr(e, col) is not None and (latest.get(col + "_day") or "") <= day:
+                        latest[col], latest[col + "_day"] = getattr(e, col), day
+                if e.activities and (latest.get("last_activity") or "") < day:
+                    latest["last_activity"] = day
+                w["ov_usage_latest"].put(latest)
             case Trial.Started():
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
@@ -140,9 +158,18 @@ class Overview(Projection):
 
 
 # -- queries -----------------------------------------------------------------
-def _rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
+def select_rows(sql: Any, table: Table, where: str, params: list[Any], customer: bool = False) -> list[dict[str, Any]]:
+    """Rows of `table` (alias t) matching `where`; with `customer`, also its
+    customer's name and owner as customer_name_ and customer_partner_."""
     cols = list(table.columns)
-    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {', '.join(cols)} FROM {table.name} WHERE {where}", params)]
+    select = ", ".join("t." + c for c in cols)
+    if customer:
+        cols += ["customer_name_", "customer_partner_"]
+        select += ", c.name, c.partner"
+        source = f"{table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain"
+    else:
+        source = f"{table.name} t"
+    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {source} WHERE {where}", params)]
 
 
 def trial_end(t: dict[str, Any], day: str) -> str:
@@ -164,12 +191,12 @@ def renewals_due(sql: Any, aggs: list[str], as_of: date) -> dict[str, str]:
     """Per subscription: the end of the period of its latest charge by `as_of`."""
     out: dict[str, str] = {}
     day = as_of.isoformat()
-    for start in range(0, len(aggs), 500):
-        chunk = aggs[start : start + 500]
+    for chunk in sql.chunks(aggs):
+        cond, params = sql.in_("s.agg", chunk)
         for agg, period_end_ in sql.all(
             "SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND c.day <= ? "
-            f"ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE s.agg IN ({','.join('?' * len(chunk))})",
-            [day, *chunk],
+            f"ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE {cond}",
+            [day, *params],
         ):
             out[agg] = period_end_
     return out
@@ -208,7 +235,7 @@ class Usage:
 def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[str, Any]]:
     """Per domain: the latest users/framework/progress reported by `as_of`,
     the activities in the window up to it, and the last day with activity.
-    Each figure is an index lookup on (domain, day), never a scan of history."""
+    Never a scan of history: one row per domain, or index lookups on (domain, day)."""
     out: dict[str, dict[str, Any]] = {
         d: {"users": None, "framework": None, "progress": None, "activities_90d": 0, "last_activity": None}
         for d in domains
@@ -216,24 +243,36 @@ def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[s
     day = as_of.isoformat()
     since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
 
+    # The latest figures, where they were reported by `as_of`; the rest
+    # (a query into the past) are looked up by index on (domain, day).
+    past: list[str] = []
+    for chunk in sql.chunks(domains):
+        cond, params = sql.in_("domain", chunk)
+        for values in sql.all(f"SELECT {', '.join(LATEST.columns)} FROM ov_usage_latest WHERE {cond}", params):
+            r = dict(zip(LATEST.columns, values))
+            if all((r[f + "_day"] or "") <= day for f in FIGURES) and (r["last_activity"] or "") <= day:
+                out[r["domain"]].update({f: r[f] for f in FIGURES}, last_activity=r["last_activity"])
+            else:
+                past.append(r["domain"])
+
     def latest(expr: str, cond: str) -> str:
         return (f"(SELECT {expr} FROM ov_usage u WHERE u.domain = c.domain AND u.day <= ? AND {cond} "
                 "ORDER BY u.day DESC LIMIT 1)")
 
-    for start in range(0, len(domains), 500):
-        chunk = domains[start : start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk in sql.chunks(past):
+        cond, params = sql.in_("c.domain", chunk)
         for domain, users, framework, progress, last in sql.all(
             f"SELECT c.domain, {latest('u.users', 'u.users IS NOT NULL')}, "
             f"{latest('u.framework', 'u.framework IS NOT NULL')}, {latest('u.progress', 'u.progress IS NOT NULL')}, "
-            f"{latest('u.day', 'u.activities > 0')} FROM ov_customers c WHERE c.domain IN ({marks})",
-            [day, day, day, day, *chunk],
+            f"{latest('u.day', 'u.activities > 0')} FROM ov_customers c WHERE {cond}",
+            [day, day, day, day, *params],
         ):
             out[domain].update(users=users, framework=framework, progress=progress, last_activity=last)
+    for chunk in sql.chunks(domains):
+        cond, params = sql.in_("domain", chunk)
         for domain, total in sql.all(
-            f"SELECT domain, SUM(activities) FROM ov_usage WHERE domain IN ({marks}) AND day > ? AND day <= ? "
-            "GROUP BY domain",
-            [*chunk, since, day],
+            f"SELECT domain, SUM(activities) FROM ov_usage WHERE {cond} AND day > ? AND day <= ? GROUP BY domain",
+            [*params, since, day],
         ):
             out[domain]["activities_90d"] = int(total or 0)
     return out
@@ -242,25 +281,17 @@ def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[s
 def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = None) -> list[dict[str, Any]]:
     """Customers with a trial or subscription started by `as_of`, with their facts."""
     day = as_of.isoformat()
-    where, params = "started_on <= ?", [day]
+    where, params = "t.started_on <= ?", [day]
     if partner is not None:
-        where, params = "partner = ? AND started_on <= ?", [partner, day]
-    trials = _rows(sql, TRIALS, where, params)
-    subs = _rows(sql, SUBSCRIPTIONS, where, params)
+        where, params = "t.partner = ? AND t.started_on <= ?", [partner, day]
     by_domain: dict[str, dict[str, Any]] = {}
-    for t in trials:
-        by_domain.setdefault(t["domain"], {"trials": [], "subscriptions": []})["trials"].append(t)
-    for s in subs:
-        by_domain.setdefault(s["domain"], {"trials": [], "subscriptions": []})["subscriptions"].append(s)
-    domains = sorted(by_domain)
     names: dict[str, tuple[str, str | None]] = {}
-    for chunk_start in range(0, len(domains), 500):
-        chunk = domains[chunk_start : chunk_start + 500]
-        for domain, name, owner in sql.all(
-            f"SELECT domain, name, partner FROM ov_customers WHERE domain IN ({','.join('?' * len(chunk))})",
-            chunk,
-        ):
-            names[domain] = (name, owner)
+    for table, kind in ((TRIALS, "trials"), (SUBSCRIPTIONS, "subscriptions")):
+        # Each fact with its customer's name and owner (joined: no second query).
+        for row in select_rows(sql, table, where, params, customer=True):
+            names[row["domain"]] = (row.pop("customer_name_"), row.pop("customer_partner_"))
+            by_domain.setdefault(row["domain"], {"trials": [], "subscriptions": []})[kind].append(row)
+    domains = sorted(by_domain)
     usage = (usage or Usage(sql, as_of))(domains)
     out = []
     for domain in domains:
