@@ -102,7 +102,7 @@ class Ledger:
         sql = self.reader(known_at)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
-        flags = attention.items(sql, as_of, partner, usage=usage)
+        flags = attention.items(sql, as_of, partner, usage=usage, customers=rows)
         count: dict[str, int] = {}
         for f in flags:
             count[f["domain"]] = count.get(f["domain"], 0) + 1

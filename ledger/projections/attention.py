@@ -40,8 +40,10 @@ def _item(code: str, subject: str, partner: str | None, domain: str, reason: str
 
 
 def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention | None = None,
-          usage: Usage | None = None) -> list[dict[str, Any]]:
-    """Every attention item on `as_of`, with each fact taken as it stood that day."""
+          usage: Usage | None = None, customers: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every attention item on `as_of`, with each fact taken as it stood that day.
+    `customers` (overview.customers of the same scope and day) saves reading
+    trials and subscriptions again; the SQL only narrows, the rules decide."""
     s = settings or Attention.from_env()
     usage_of = usage or Usage(sql, as_of)
     d = as_of.isoformat()
@@ -55,12 +57,16 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     out: list[dict[str, Any]] = []
 
     # Trials running on the day.
-    running = [t for t in select_rows(sql, TRIALS, *_scope(
-        partner,
-        "t.started_on <= ? AND ? < t.ends_on AND (t.converted_on IS NULL OR t.converted_on > ?) "
-        "AND (t.expired_on IS NULL OR t.expired_on > ?)",
-        [d, d, d, d],
-    )) if trial_runs(t, d)]
+    if customers is not None:
+        trials = [t for c in customers for t in c["trials"]]
+    else:
+        trials = select_rows(sql, TRIALS, *_scope(
+            partner,
+            "t.started_on <= ? AND ? < t.ends_on AND (t.converted_on IS NULL OR t.converted_on > ?) "
+            "AND (t.expired_on IS NULL OR t.expired_on > ?)",
+            [d, d, d, d],
+        ))
+    running = [t for t in trials if trial_runs(t, d)]
     usage = usage_of(t["domain"] for t in running)
     for t in running:
         end = trial_end(t, d)
@@ -112,12 +118,16 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
                          f"deal for {r['customer_domain']} won on {r['closed_on']} has no subscription"))
 
     # Subscriptions: recent cancellations, renewals due, inactive customers.
-    subs = select_rows(sql, SUBSCRIPTIONS, *_scope(
-        partner, "t.started_on <= ? AND (t.cancelled_on IS NULL OR t.cancelled_on > ?)", [d, ago(s.cancelled_recent_days)]
-    ))
+    recent = ago(s.cancelled_recent_days)
+    if customers is not None:
+        subs = [x for c in customers for x in c["subscriptions"]]
+    else:
+        subs = select_rows(sql, SUBSCRIPTIONS, *_scope(
+            partner, "t.started_on <= ? AND (t.cancelled_on IS NULL OR t.cancelled_on > ?)", [d, recent]))
+    subs = [x for x in subs if x["started_on"] <= d and not (x["cancelled_on"] and x["cancelled_on"] <= recent)]
     active = [x for x in subs if subscription_active(x, d)]
     usage = usage_of(x["domain"] for x in active)
-    due = renewals_due(sql, [x["agg"] for x in active], as_of)
+    due = renewals_due(sql, active, as_of)
     for x in subs:
         if x["cancelled_on"] and x["cancelled_on"] <= d:
             out.append(_item("subscription-cancelled", x["subscription"], x["partner"], x["domain"],

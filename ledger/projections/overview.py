@@ -7,6 +7,7 @@ daily usage); statuses and windows are computed for the asked `as of` date."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from collections.abc import Iterable
 from typing import Any
@@ -55,14 +56,16 @@ USAGE = Table(
         "progress": "BIGINT", "activities": "BIGINT",
     },
 )
-# Per domain, the latest day of each figure: an as-of query on or after those
-# days (nearly every query: as of today) reads one row instead of searching.
+# Per domain, each figure with the day it was last reported, and the
+# activities of the days within the window before the last active day. An
+# as-of query on or after those days (nearly every query: as of today) reads
+# this one row; a query into the past looks the figures up in ov_usage.
 LATEST = Table(
     "ov_usage_latest",
     key=("domain",),
     columns={
         "domain": "TEXT", "users": "BIGINT", "users_day": "TEXT", "framework": "TEXT", "framework_day": "TEXT",
-        "progress": "BIGINT", "progress_day": "TEXT", "last_activity": "TEXT",
+        "progress": "BIGINT", "progress_day": "TEXT", "last_activity": "TEXT", "recent": "TEXT",
     },
 )
 FIGURES = ("users", "framework", "progress")
@@ -72,7 +75,7 @@ ACTIVITY_WINDOW_DAYS = 90
 
 class Overview(Projection):
     name = "overview"
-    version = 3
+    version = 4
     tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE, LATEST)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
@@ -116,8 +119,14 @@ class Overview(Projection):
                 for col in FIGURES:  # a later report on the same day replaces the figure
                     if getattr(e, col) is not None and (latest.get(col + "_day") or "") <= day:
                         latest[col], latest[col + "_day"] = getattr(e, col), day
-                if e.activities and (latest.get("last_activity") or "") < day:
-                    latest["last_activity"] = day
+                if e.activities:
+                    last = max(latest.get("last_activity") or day, day)
+                    recent = json.loads(latest.get("recent") or "{}")
+                    recent[day] = recent.get(day, 0) + e.activities
+                    cutoff = (date.fromisoformat(last) - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+                    latest["recent"] = json.dumps({d: n for d, n in sorted(recent.items()) if d > cutoff},
+                                                  separators=(",", ":"))
+                    latest["last_activity"] = last
                 w["ov_usage_latest"].put(latest)
             case Trial.Started():
                 w["ov_trials"].put({
@@ -158,18 +167,26 @@ class Overview(Projection):
 
 
 # -- queries -----------------------------------------------------------------
-def select_rows(sql: Any, table: Table, where: str, params: list[Any], customer: bool = False) -> list[dict[str, Any]]:
-    """Rows of `table` (alias t) matching `where`; with `customer`, also its
-    customer's name and owner as customer_name_ and customer_partner_."""
+def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Rows of `table` (alias t) matching `where`."""
     cols = list(table.columns)
     select = ", ".join("t." + c for c in cols)
-    if customer:
-        cols += ["customer_name_", "customer_partner_"]
-        select += ", c.name, c.partner"
-        source = f"{table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain"
-    else:
-        source = f"{table.name} t"
-    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {source} WHERE {where}", params)]
+    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {table.name} t WHERE {where}", params)]
+
+
+def select_with_customer(sql: Any, table: Table, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows of a table with a domain (alias t) matching `where`, each as
+    (row, customer name, customer owner, latest usage row or None): one query."""
+    cols, extra = list(table.columns), list(LATEST.columns)
+    rows = sql.all(
+        f"SELECT {', '.join('t.' + c for c in cols)}, c.name, c.partner, {', '.join('u.' + c for c in extra)} "
+        f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain "
+        f"LEFT JOIN ov_usage_latest u ON u.domain = t.domain WHERE {where}",
+        params,
+    )
+    n = len(cols)
+    return [(dict(zip(cols, r[:n])), r[n], r[n + 1], dict(zip(extra, r[n + 2:])) if r[n + 2] is not None else None)
+            for r in rows]
 
 
 def trial_end(t: dict[str, Any], day: str) -> str:
@@ -187,11 +204,13 @@ def trial_runs(t: dict[str, Any], day: str) -> bool:
     )
 
 
-def renewals_due(sql: Any, aggs: list[str], as_of: date) -> dict[str, str]:
-    """Per subscription: the end of the period of its latest charge by `as_of`."""
-    out: dict[str, str] = {}
+def renewals_due(sql: Any, subs: list[dict[str, Any]], as_of: date) -> dict[str, str]:
+    """Per subscription row: the end of the period of its latest charge by `as_of`."""
     day = as_of.isoformat()
-    for chunk in sql.chunks(aggs):
+    # Charges come in order, so a row whose last charge is by `as_of` already
+    # holds the answer; only a query into the past looks at the charges.
+    out = {s["agg"]: s["renewal_due"] for s in subs if s["last_charge_on"] <= day}
+    for chunk in sql.chunks([s["agg"] for s in subs if s["agg"] not in out]):
         cond, params = sql.in_("s.agg", chunk)
         for agg, period_end_ in sql.all(
             "SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND c.day <= ? "
@@ -220,19 +239,22 @@ def customer_status(trials: list[dict[str, Any]], subs: list[dict[str, Any]], da
 
 class Usage:
     """Usage figures on one `as of` day, read once per domain however many
-    parts of a query (overview rows, attention rules) ask for them."""
+    parts of a query (overview rows, attention rules) ask for them. `latest`
+    holds ov_usage_latest rows already read (None: no usage reported)."""
 
     def __init__(self, sql: Any, as_of: date) -> None:
         self.sql, self.as_of = sql, as_of
         self.known: dict[str, dict[str, Any]] = {}
+        self.latest: dict[str, dict[str, Any] | None] = {}
 
     def __call__(self, domains: Iterable[str]) -> dict[str, dict[str, Any]]:
         missing = sorted({d for d in domains if d not in self.known})
-        self.known.update(usage_summary(self.sql, missing, self.as_of))
+        self.known.update(usage_summary(self.sql, missing, self.as_of, self.latest))
         return self.known
 
 
-def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[str, Any]]:
+def usage_summary(sql: Any, domains: list[str], as_of: date,
+                  latest: dict[str, dict[str, Any] | None] | None = None) -> dict[str, dict[str, Any]]:
     """Per domain: the latest users/framework/progress reported by `as_of`,
     the activities in the window up to it, and the last day with activity.
     Never a scan of history: one row per domain, or index lookups on (domain, day)."""
@@ -242,33 +264,38 @@ def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[s
     }
     day = as_of.isoformat()
     since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
-
-    # The latest figures, where they were reported by `as_of`; the rest
-    # (a query into the past) are looked up by index on (domain, day).
-    past: list[str] = []
-    for chunk in sql.chunks(domains):
+    known = dict(latest or {})
+    for chunk in sql.chunks([d for d in domains if d not in known]):
         cond, params = sql.in_("domain", chunk)
         for values in sql.all(f"SELECT {', '.join(LATEST.columns)} FROM ov_usage_latest WHERE {cond}", params):
-            r = dict(zip(LATEST.columns, values))
-            if all((r[f + "_day"] or "") <= day for f in FIGURES) and (r["last_activity"] or "") <= day:
-                out[r["domain"]].update({f: r[f] for f in FIGURES}, last_activity=r["last_activity"])
-            else:
-                past.append(r["domain"])
+            known[values[0]] = dict(zip(LATEST.columns, values))
+    past: list[str] = []
+    for domain in domains:
+        r = known.get(domain)
+        if r is None:
+            continue  # nothing reported
+        last = r["last_activity"]
+        if all((r[f + "_day"] or "") <= day for f in FIGURES) and (last or "") <= day:
+            # On or after every latest report: the window lies within `recent`.
+            window = sum(n for d, n in json.loads(r["recent"]).items() if d > since) if last and last > since else 0
+            out[domain].update({f: r[f] for f in FIGURES}, last_activity=last, activities_90d=window)
+        else:
+            past.append(domain)
 
-    def latest(expr: str, cond: str) -> str:
+    def latest_by(expr: str, cond: str) -> str:
         return (f"(SELECT {expr} FROM ov_usage u WHERE u.domain = c.domain AND u.day <= ? AND {cond} "
                 "ORDER BY u.day DESC LIMIT 1)")
 
     for chunk in sql.chunks(past):
         cond, params = sql.in_("c.domain", chunk)
         for domain, users, framework, progress, last in sql.all(
-            f"SELECT c.domain, {latest('u.users', 'u.users IS NOT NULL')}, "
-            f"{latest('u.framework', 'u.framework IS NOT NULL')}, {latest('u.progress', 'u.progress IS NOT NULL')}, "
-            f"{latest('u.day', 'u.activities > 0')} FROM ov_customers c WHERE {cond}",
+            f"SELECT c.domain, {latest_by('u.users', 'u.users IS NOT NULL')}, "
+            f"{latest_by('u.framework', 'u.framework IS NOT NULL')}, "
+            f"{latest_by('u.progress', 'u.progress IS NOT NULL')}, {latest_by('u.day', 'u.activities > 0')} "
+            f"FROM ov_usage_latest c WHERE {cond}",
             [day, day, day, day, *params],
         ):
             out[domain].update(users=users, framework=framework, progress=progress, last_activity=last)
-    for chunk in sql.chunks(domains):
         cond, params = sql.in_("domain", chunk)
         for domain, total in sql.all(
             f"SELECT domain, SUM(activities) FROM ov_usage WHERE {cond} AND day > ? AND day <= ? GROUP BY domain",
@@ -281,18 +308,20 @@ def usage_summary(sql: Any, domains: list[str], as_of: date) -> dict[str, dict[s
 def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = None) -> list[dict[str, Any]]:
     """Customers with a trial or subscription started by `as_of`, with their facts."""
     day = as_of.isoformat()
+    usage = usage or Usage(sql, as_of)
     where, params = "t.started_on <= ?", [day]
     if partner is not None:
         where, params = "t.partner = ? AND t.started_on <= ?", [partner, day]
     by_domain: dict[str, dict[str, Any]] = {}
     names: dict[str, tuple[str, str | None]] = {}
     for table, kind in ((TRIALS, "trials"), (SUBSCRIPTIONS, "subscriptions")):
-        # Each fact with its customer's name and owner (joined: no second query).
-        for row in select_rows(sql, table, where, params, customer=True):
-            names[row["domain"]] = (row.pop("customer_name_"), row.pop("customer_partner_"))
+        # Each fact with its customer's name, owner and latest usage: one query.
+        for row, name, owner, latest in select_with_customer(sql, table, where, params):
+            names[row["domain"]] = (name, owner)
+            usage.latest[row["domain"]] = latest
             by_domain.setdefault(row["domain"], {"trials": [], "subscriptions": []})[kind].append(row)
     domains = sorted(by_domain)
-    usage = (usage or Usage(sql, as_of))(domains)
+    figures = usage(domains)
     out = []
     for domain in domains:
         facts = by_domain[domain]
@@ -302,7 +331,7 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
             "customer": name, "domain": domain,
             "partner": partner or owner or (sorted(partners)[0] if partners else None),
             "status": customer_status(facts["trials"], facts["subscriptions"], day),
-            **usage[domain],
+            **figures[domain],
             "trials": facts["trials"], "subscriptions": facts["subscriptions"],
         })
     return out
