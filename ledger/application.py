@@ -398,4 +398,7 @@ class LedgerApp(Application):
         super().close()
 
     def head(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        """The position of the last stored event (0: none)."""
+        position = "rowid" if self.db.kind == "sqlite" else "notification_id"
+        row = self.reads.one(f"SELECT MAX({position}) FROM {self.events_table}")
+        return (row[0] if row else None) or 0

@@ -8,6 +8,7 @@ below, with its code, subject and one-line reason; README lists the codes."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
@@ -15,7 +16,7 @@ from ..settings import Attention
 from .overview import (
     SUBSCRIPTIONS, TRIALS, Usage, renewals_due, select_rows, subscription_active, trial_end, trial_runs,
 )
-from .pipeline import DEALS, deal_rows
+from .pipeline import deal_rows
 
 CODES = {
     "trial-ending": "a running trial ends within {trial_ending_days} days",
@@ -48,9 +49,11 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     usage_of = usage or Usage(sql, as_of)
     d = as_of.isoformat()
 
+    @cache  # asked once per row
     def ago(days: int) -> str:
         return (as_of - timedelta(days=days)).isoformat()
 
+    @cache
     def ahead(days: int) -> str:
         return (as_of + timedelta(days=days)).isoformat()
 
@@ -80,42 +83,43 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
             out.append(_item("trial-inactive", t["trial"], t["partner"], t["domain"],
                              f"no activity in trial for {t['domain']} {since}"))
 
-    # Deals waiting for review on the day.
-    for r in select_rows(sql, DEALS, *_scope(
-        partner, "t.registered_on < ? AND (t.review_on IS NULL OR t.review_on > ?)", [ago(s.deal_pending_days), d]
-    )):
-        waited = (as_of - date.fromisoformat(r["registered_on"])).days
-        out.append(_item("deal-pending-review", r["deal"], r["partner"], r["customer_domain"],
-                         f"deal for {r['customer_domain']} pending review for {waited} days"))
-
-    # Protection about to lapse: the last action by the day was N days short of 90 ago.
+    # Deals: waiting for review, protection about to lapse, won with no
+    # subscription yet. One pass over the deals, each rule's SQL a flag.
     lo, hi = ago(PROTECTION_DAYS), ago(PROTECTION_DAYS - s.protection_lapsing_days)
-    # Cheap necessary conditions first (open, not denied, not lapsed on the day;
-    # acted on lately), then the exact one on the action days.
-    where = ("(t.closed_on IS NULL OR t.closed_on > ?) AND (t.lapsed_on IS NULL OR t.lapsed_on > ?) "
-             "AND NOT (t.review = 'denied' AND t.review_on <= ?) AND t.last_action > ? "
-             "AND EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
-             "AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?)")
-    params: tuple[Any, ...] = (d, d, d, lo, lo, hi, hi, d)
+    rules = {
+        "pending": ("t.registered_on < ? AND (t.review_on IS NULL OR t.review_on > ?)",
+                    (ago(s.deal_pending_days), d)),
+        # Protection: cheap necessary conditions first (open, not denied, not
+        # lapsed on the day; acted on lately), then the exact one on the action
+        # days: the last action by the day was N days short of 90 ago.
+        "lapsing": ("(t.closed_on IS NULL OR t.closed_on > ?) AND (t.lapsed_on IS NULL OR t.lapsed_on > ?) "
+                    "AND NOT (t.review = 'denied' AND t.review_on <= ?) AND t.last_action > ? "
+                    "AND EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
+                    "AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?)",
+                    (d, d, d, lo, lo, hi, hi, d)),
+        # Won with no subscription (for the deal, or its customer since the deal was registered).
+        "won": ("t.stage = 'closed-won' AND t.closed_on <= ? AND NOT EXISTS (SELECT 1 FROM ov_subscriptions s "
+                "WHERE (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
+                "AND s.started_on <= ?)", (ago(s.won_without_subscription_days), d)),
+    }
+    where = "(" + " OR ".join(f"({cond})" for cond, _ in rules.values()) + ")"
+    params: tuple[Any, ...] = tuple(p for _, ps in rules.values() for p in ps)
     if partner is not None:
         where, params = "t.partner = ? AND " + where, (partner, *params)
-    for r in deal_rows(sql, d, where, params):
+    for r in deal_rows(sql, d, where, params, flags=rules):
+        domain = r["customer_domain"]
+        if r["pending"]:
+            waited = (as_of - date.fromisoformat(r["registered_on"])).days
+            out.append(_item("deal-pending-review", r["deal"], r["partner"], domain,
+                             f"deal for {domain} pending review for {waited} days"))
         until = r["protected_until"]
-        if until and d < until <= ahead(s.protection_lapsing_days):
-            out.append(_item("protection-lapsing", r["deal"], r["partner"], r["customer_domain"],
-                             f"protection of {r['customer_domain']} lapses on {until} "
+        if r["lapsing"] and until and d < until <= ahead(s.protection_lapsing_days):
+            out.append(_item("protection-lapsing", r["deal"], r["partner"], domain,
+                             f"protection of {domain} lapses on {until} "
                              f"(in {(date.fromisoformat(until) - as_of).days} days) unless the deal moves"))
-
-    # Won deals with no subscription yet (for the deal, or for its customer since the deal was registered).
-    for r in select_rows(sql, DEALS, *_scope(
-        partner,
-        "t.stage = 'closed-won' AND t.closed_on <= ? AND NOT EXISTS (SELECT 1 FROM ov_subscriptions s "
-        "WHERE (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
-        "AND s.started_on <= ?)",
-        [ago(s.won_without_subscription_days), d],
-    )):
-        out.append(_item("won-without-subscription", r["deal"], r["partner"], r["customer_domain"],
-                         f"deal for {r['customer_domain']} won on {r['closed_on']} has no subscription"))
+        if r["won"]:
+            out.append(_item("won-without-subscription", r["deal"], r["partner"], domain,
+                             f"deal for {domain} won on {r['closed_on']} has no subscription"))
 
     # Subscriptions: recent cancellations, renewals due, inactive customers.
     recent = ago(s.cancelled_recent_days)

@@ -174,24 +174,29 @@ def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[d
     return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {table.name} t WHERE {where}", params)]
 
 
-def select_with_customer(sql: Any, table: Table, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Rows of a table with a domain (alias t) matching `where`, each as
-    (row, customer name, customer owner, latest usage row or None): one query."""
-    cols, extra = list(table.columns), list(LATEST.columns)
-    rows = sql.all(
-        f"SELECT {', '.join('t.' + c for c in cols)}, c.name, c.partner, {', '.join('u.' + c for c in extra)} "
+def select_with_customer(sql: Any, tables: list[Table], where: str,
+                         params: list[Any]) -> list[list[tuple[Any, ...]]]:
+    """Per table with a domain (alias t), its rows matching `where`, each as
+    (row, customer name, customer owner, latest usage row or None); the
+    tables' queries go to the database together."""
+    extra = list(LATEST.columns)
+    queries = [(
+        f"SELECT {', '.join('t.' + c for c in table.columns)}, c.name, c.partner, {', '.join('u.' + c for c in extra)} "
         f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain "
-        f"LEFT JOIN ov_usage_latest u ON u.domain = t.domain WHERE {where}",
-        params,
-    )
-    n = len(cols)
-    return [(dict(zip(cols, r[:n])), r[n], r[n + 1], dict(zip(extra, r[n + 2:])) if r[n + 2] is not None else None)
-            for r in rows]
+        f"LEFT JOIN ov_usage_latest u ON u.domain = t.domain WHERE {where}", params) for table in tables]
+    out = []
+    for table, rows in zip(tables, sql.all_many(queries)):
+        cols, n = list(table.columns), len(table.columns)
+        out.append([(dict(zip(cols, r)), r[n], r[n + 1], dict(zip(extra, r[n + 2:])) if r[n + 2] is not None else None)
+                    for r in rows])
+    return out
 
 
 def trial_end(t: dict[str, Any], day: str) -> str:
     """When the trial ended or ends, as it stood on `day` (an extension counts from the day it was made)."""
-    if t["extended_on"] and t["extended_on"] <= day:
+    if not t["extended_on"]:
+        return t["ends_on"]
+    if t["extended_on"] <= day:
         return t["extended_ends_on"]
     return iso(date.fromisoformat(t["started_on"]) + timedelta(days=t["days"]))
 
@@ -275,7 +280,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
         if r is None:
             continue  # nothing reported
         last = r["last_activity"]
-        if all((r[f + "_day"] or "") <= day for f in FIGURES) and (last or "") <= day:
+        if max(r["users_day"] or "", r["framework_day"] or "", r["progress_day"] or "", last or "") <= day:
             # On or after every latest report: the window lies within `recent`.
             window = sum(n for d, n in json.loads(r["recent"]).items() if d > since) if last and last > since else 0
             out[domain].update({f: r[f] for f in FIGURES}, last_activity=last, activities_90d=window)
@@ -314,9 +319,9 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
         where, params = "t.partner = ? AND t.started_on <= ?", [partner, day]
     by_domain: dict[str, dict[str, Any]] = {}
     names: dict[str, tuple[str, str | None]] = {}
-    for table, kind in ((TRIALS, "trials"), (SUBSCRIPTIONS, "subscriptions")):
-        # Each fact with its customer's name, owner and latest usage: one query.
-        for row, name, owner, latest in select_with_customer(sql, table, where, params):
+    # Each fact with its customer's name, owner and latest usage.
+    for kind, rows in zip(("trials", "subscriptions"), select_with_customer(sql, [TRIALS, SUBSCRIPTIONS], where, params)):
+        for row, name, owner, latest in rows:
             names[row["domain"]] = (name, owner)
             usage.latest[row["domain"]] = latest
             by_domain.setdefault(row["domain"], {"trials": [], "subscriptions": []})[kind].append(row)

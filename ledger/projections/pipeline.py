@@ -103,17 +103,22 @@ def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
     }
 
 
-def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Deals registered by `day` (plus a condition on alias t), as they stood then."""
+def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
+              flags: dict[str, tuple[str, tuple[Any, ...]]] | None = None) -> list[dict[str, Any]]:
+    """Deals registered by `day` (plus a condition on alias t), as they stood
+    then. `flags` names conditions (on alias t) to compute per deal, as 0/1."""
     cols = list(DEALS.columns)
+    flags = flags or {}
+    flag_sql = "".join(f", CASE WHEN {cond} THEN 1 ELSE 0 END" for cond, _ in flags.values())
     rows = sql.all(
         f"SELECT {', '.join('t.' + c for c in cols)}, "
-        "(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ?) "
+        f"(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ?){flag_sql} "
         f"FROM pl_deals t WHERE t.registered_on <= ? {('AND ' + where) if where else ''} "
         "ORDER BY t.registered_on, t.deal",
-        [day, day, *params],
+        [day, *(p for _, ps in flags.values() for p in ps), day, *params],
     )
-    return [on_day(dict(zip(cols, r)) | {"acted": r[-1]}, day) for r in rows]
+    n = len(cols)
+    return [on_day(dict(zip(cols, r)) | {"acted": r[n]}, day) | dict(zip(flags, r[n + 1:])) for r in rows]
 
 
 def deals(
