@@ -39,10 +39,11 @@ class Ledger:
 
     # -- writing --------------------------------------------------------------
     def submit_lines(
-        self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None
+        self, lines: Iterable[bytes | str], progress: Callable[[int], None] | None = None, first: int = 1
     ) -> list[Result]:
+        """Parse and apply lines; `first` is the first line's number in its file."""
         items: list[tuple[int, Command | Malformed]] = []
-        for number, raw in enumerate(lines, 1):
+        for number, raw in enumerate(lines, first):
             if not raw.strip():
                 continue  # blank lines are allowed between commands
             try:

@@ -261,6 +261,28 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
         "4 lines: 0 applied, 2 duplicate, 2 refused, 0 malformed"]
 
 
+def test_submit_streams_a_file_longer_than_one_chunk_with_its_line_numbers(cli: Cli) -> None:
+    import cli as ledger_cli
+
+    head = cli.setup(PARTNERS)
+    cli.ok("--as", "partner:acme", "submit", "-", stdin=json.dumps(register("s-0", "d-1", actor=None)) + "\n")
+    count = ledger_cli.SUBMIT_CHUNK + 7
+    lines = [json.dumps(line(f"s-{i}", "add_deal_note", on="2026-01-12", deal="d-1", text=f"note {i}"))
+             for i in range(1, count + 1)]
+    lines[2] = ""  # skipped, but counted
+    wrong = ledger_cli.SUBMIT_CHUNK + 3  # a line in the second chunk
+    lines[wrong - 1] = json.dumps(line("s-x", "add_deal_note", on="2026-01-12", deal="d-nope", text="lost"))
+    lines[wrong] = "{not json"
+    path = cli.write("notes.jsonl", lines)
+    r = cli("--as", "partner:acme", "--json", "submit", "--problems-only", str(path))
+    assert r.code == 2, str(r)
+    *problems, summary = r.jsonl()
+    assert [(p["line"], p["status"]) for p in problems] == [(wrong, "refused"), (wrong + 1, "malformed")]
+    assert summary["summary"] | {"position": None} == {
+        "lines": count - 1, "applied": count - 3, "duplicate": 0, "refused": 1, "malformed": 1, "position": None}
+    assert summary["summary"]["position"] == cli.head() > head
+
+
 def test_submit_malformed_lines_exit_2_and_the_rest_apply(cli: Cli) -> None:
     path = cli.write("bad.jsonl", [
         *PARTNERS,
