@@ -155,6 +155,15 @@ class Projection:
     # The event classes it reads (None: all). Lets a lone rebuild or replay
     # skip the rest of the log.
     handles: tuple[type, ...] | None = None
+    _handled: frozenset[type] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handled = frozenset(cls.handles or ())
+
+    def sees(self, event: Any) -> bool:
+        """Whether `apply` has anything to do with this event."""
+        return self.handles is None or type(event) in self._handled
 
     def apply(self, w: Writer, event: Any, n: Any) -> None:
         """Change the tables for one event; `n` is its stored notification
