@@ -42,10 +42,7 @@ class Rows:
         self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self.dirty: set[tuple[Any, ...]] = set()
         self._cols = list(table.columns)
-        self._select = (
-            f"SELECT {', '.join(self._cols)} FROM {physical} WHERE "
-            + " AND ".join(f"{k} = ?" for k in table.key)
-        )
+        self._select, self._upsert = _statements(table, physical)
 
     def queries(self, keys: Iterable[tuple[Any, ...]]) -> list[tuple[str, list[Any], list[tuple[Any, ...]]]]:
         """The queries that read these rows, not yet cached: (sql, params, keys)."""
@@ -101,18 +98,29 @@ class Rows:
         rows = [self.cache[k] for k in self.dirty]
         live = [r for r in rows if r is not None]
         if live:
-            cols = ", ".join(self._cols)
-            marks = ", ".join("?" * len(self._cols))
-            conflict = ""
-            if not self.table.append_only:
-                updates = ", ".join(f"{c} = excluded.{c}" for c in self._cols if c not in self.table.key)
-                conflict = f" ON CONFLICT ({', '.join(self.table.key)}) " + (
-                    f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
-            self.sql.executemany(
-                f"INSERT INTO {self.physical} ({cols}) VALUES ({marks}){conflict}",
-                [tuple(r[c] for c in self._cols) for r in live],
-            )
+            self.sql.executemany(self._upsert, [tuple(r[c] for c in self._cols) for r in live])
         self.dirty.clear()
+
+
+_STATEMENTS: dict[str, tuple[str, str]] = {}
+
+
+def _statements(table: Table, physical: str) -> tuple[str, str]:
+    """A table's row lookup by key, and its insert (an upsert unless
+    append-only), built once per physical table."""
+    if physical not in _STATEMENTS:
+        _STATEMENTS[physical] = _build_statements(table, physical)
+    return _STATEMENTS[physical]
+
+
+def _build_statements(table: Table, physical: str) -> tuple[str, str]:
+    cols = list(table.columns)
+    select = f"SELECT {', '.join(cols)} FROM {physical} WHERE " + " AND ".join(f"{k} = ?" for k in table.key)
+    conflict = ""
+    if not table.append_only:
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in table.key)
+        conflict = f" ON CONFLICT ({', '.join(table.key)}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
+    return select, f"INSERT INTO {physical} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}"
 
 
 @dataclass

@@ -198,18 +198,19 @@ class Runner:
                pairs: Iterable[tuple[Any, Any]], last: int) -> None:
         """Apply (event, notification) pairs to the targets behind them, flush
         their rows and record `last` as their position: one transaction."""
-        writers = {name: p.writer(self.sql, suffix) for p, name, suffix in targets}
         pairs = list(pairs)
         # Each target's share of the batch: events past its position, of the kinds it handles.
         mine = {name: [(e, n) for e, n in pairs if n.id > positions[name] and p.sees(e)] for p, name, _ in targets}
+        busy = [(p, name, suffix) for p, name, suffix in targets if mine[name]]
+        writers = {name: p.writer(self.sql, suffix) for p, name, suffix in busy}
         # The rows the batch will read, read up front: one round trip in all.
-        preload(self.sql, [w for p, name, _ in targets for w in writers[name].wanted(
+        preload(self.sql, [w for p, name, _ in busy for w in writers[name].wanted(
             k for e, n in mine[name] for k in p.reads(e, n))])
-        for p, name, _ in targets:  # each in log order; the targets' tables are independent
+        for p, name, _ in busy:  # each in log order; the targets' tables are independent
             for event, n in mine[name]:
                 p.apply(writers[name], event, n)
-        for p, name, suffix in targets:
-            writers[name].flush()
+        for writer in writers.values():
+            writer.flush()
         self._set_states([(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]])
 
     # -- rebuilding -----------------------------------------------------------
