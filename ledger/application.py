@@ -143,13 +143,13 @@ _KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscri
 class LedgerApp(Application):
     name = "ledger"
 
-    def __init__(self, db: Database, clock: Clock | None = None, reads: Sql | None = None) -> None:
+    def __init__(self, db: Database, reads: Sql, clock: Clock | None = None) -> None:
         self.db = db
         self.clock = clock or Clock()
-        # Outcomes and aggregates are read on a plain autocommit connection: one
-        # round trip per query, where the event store's own costs three.
-        self._own_reads = reads is None
-        self.reads = reads or db.connect()
+        # Outcomes, aggregates and the head are read on a plain autocommit
+        # connection (the read models'): one round trip per query, where the
+        # event store's own transaction costs three.
+        self.reads = reads
         self.conflicts = 0  # batches re-read and re-applied after losing a race
         self._saved: Callable[[Sequence[Recording]], None] | None = None
         # Aggregates as last saved or read by this process. Each use first reads
@@ -390,11 +390,6 @@ class LedgerApp(Application):
         note = HANDLERS[cmd.type](batch, cmd.data, ctx)
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note
-
-    def close(self) -> None:
-        if self._own_reads:
-            self.reads.close()
-        super().close()
 
     def head(self) -> int:
         """The position of the last stored event (0: none)."""

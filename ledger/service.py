@@ -23,7 +23,7 @@ class Ledger:
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
         self.sql = self.db.connect()  # first: a failed connection says why, at once
-        self.app = LedgerApp(self.db, clock, reads=self.sql)
+        self.app = LedgerApp(self.db, self.sql, clock)
         self.runner = Runner(self.app, self.sql, all_projections())
         self.replay_progress: Callable[[int, int], None] | None = None
 
