@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
@@ -448,6 +448,56 @@ def test_overview_latest_usage_ignores_a_late_report_for_an_earlier_day(h: Harne
     # A rebuild from the log gives the same figures.
     h.ledger.runner.rebuild("overview")
     assert row("2026-05-01") == ("SOC 2", 40, 10, 4)
+
+
+REPORT = st.fixed_dictionaries({
+    "day": st.integers(0, 12).map(lambda k: k * 10),  # few days: several reports share one
+    "users": st.none() | st.integers(1, 50),
+    "framework": st.none() | st.sampled_from(["ISO 27001", "NIS2", "SOC 2"]),
+    "progress": st.none() | st.integers(0, 100),
+    "activities": st.none() | st.integers(0, 9),
+}).filter(lambda r: any(r[k] is not None for k in ("users", "framework", "progress", "activities")))
+
+
+def test_overview_usage_figures_match_a_replay_of_the_reports_on_any_day(h: Harness) -> None:
+    """The latest-usage row (queries on or after the last report) and the
+    look-ups into ov_usage (queries into the past) agree with the reports
+    themselves, sent in any order, whatever the day asked."""
+    start = date(2026, 1, 1)
+    domains = iter(range(10_000))
+
+    @settings(max_examples=25, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(reports=st.lists(REPORT, min_size=1, max_size=12), data=st.data())
+    def check(reports: list[dict[str, Any]], data: st.DataObject) -> None:
+        # Days asked: around each report and the edges of its 90-day window, and any day.
+        edges = sorted({r["day"] + d for r in reports for d in (-1, 0, 1, 89, 90, 91)})
+        asked = data.draw(st.lists(st.sampled_from(edges) | st.integers(-5, 320), min_size=1, max_size=8))
+        domain = f"u{next(domains)}.fi"
+        h.ok(direct_sub(f"s-{domain}", domain, on="2026-01-01"))
+        h.ok(*[usage(domain, (start + timedelta(days=r["day"])).isoformat(),
+                     **{k: v for k, v in r.items() if k != "day" and v is not None}) for r in reports])
+        for offset in asked:
+            as_of = start + timedelta(days=offset)
+            (row,) = [r for r in h.ledger.overview(None, None, as_of) if r["domain"] == domain] or [None]
+            if as_of < start:
+                assert row is None  # the subscription had not started
+                continue
+            seen = [r for r in reports if r["day"] <= offset]  # in the order sent
+
+            def latest(figure: str) -> Any:
+                """The figure's latest day; on that day, the last report sent."""
+                with_it = [r for r in seen if r[figure] is not None]
+                if not with_it:
+                    return None
+                last_day = max(r["day"] for r in with_it)
+                return [r for r in with_it if r["day"] == last_day][-1][figure]
+
+            window = sum(r["activities"] or 0 for r in seen if r["day"] > offset - 90)
+            assert (row["users"], row["framework"], row["progress"], row["activities_90d"]) == (
+                latest("users"), latest("framework"), latest("progress"), window), (offset, reports)
+
+    check()
 
 
 # == 3. attention flags ====================================================================
