@@ -749,6 +749,11 @@ def snapshot(h: Harness, names: tuple[str, ...] | None = None) -> dict[str, list
     return out
 
 
+def status_of(h: Harness, name: str) -> Any:
+    """One projection's status (position, version, rebuild in progress)."""
+    return {s.name: s for s in h.ledger.runner.status()}[name]
+
+
 def projection_names(h: Harness) -> list[str]:
     return [p.name for p in h.ledger.runner.projections]
 
@@ -895,15 +900,15 @@ def test_interrupted_rebuild_resumes_in_a_new_process(h: Harness) -> None:
         h.ok(*batch)
     caught_up = snapshot(h)
     assert h.ledger.runner.rebuild("statements", batch=4, stop_after=4) is False
-    paused = {s.name: s for s in h.ledger.runner.status()}["statements"].rebuilding_at
+    paused = status_of(h, "statements").rebuilding_at
     assert paused is not None and paused < h.head()
     # The process dies; another opens the ledger and finishes the rebuild.
     h.ledger.close()
     h.ledger = Ledger(h.url, "system", clock=h.clock)
-    assert {s.name: s for s in h.ledger.runner.status()}["statements"].rebuilding_at == paused
+    assert status_of(h, "statements").rebuilding_at == paused
     assert_same(snapshot(h), caught_up)
     assert h.ledger.runner.rebuild("statements") is True
-    assert {s.name: s for s in h.ledger.runner.status()}["statements"].rebuilding_at is None
+    assert status_of(h, "statements").rebuilding_at is None
     assert_same(snapshot(h), caught_up)
 
 
@@ -912,10 +917,10 @@ def test_rebuild_stopped_after_its_first_batch_reports_not_done(h: Harness) -> N
     h.ok(*busy_batches()[0])
     caught_up = snapshot(h)
     assert h.ledger.runner.rebuild("pipeline", stop_after=1) is False
-    assert {s.name: s for s in h.ledger.runner.status()}["pipeline"].rebuilding_at is not None
+    assert status_of(h, "pipeline").rebuilding_at is not None
     assert_same(snapshot(h), caught_up)
     assert h.ledger.runner.rebuild("pipeline") is True
-    assert {s.name: s for s in h.ledger.runner.status()}["pipeline"].rebuilding_at is None
+    assert status_of(h, "pipeline").rebuilding_at is None
     assert_same(snapshot(h), caught_up)
 
 
@@ -927,7 +932,7 @@ def test_a_projection_whose_version_changed_is_rebuilt_by_catch_up(h: Harness) -
     pipeline = h.ledger.runner.get("pipeline")
     pipeline.version = pipeline.version + 1
     h.ledger.runner.catch_up()
-    status = {s.name: s for s in h.ledger.runner.status()}["pipeline"]
+    status = status_of(h, "pipeline")
     assert (status.version, status.position, status.rebuilding_at) == (pipeline.version, h.head(), None)
     assert_same(snapshot(h), caught_up)
 
