@@ -688,15 +688,14 @@ def projections_status(ctx: click.Context) -> None:
 @json_option
 @click.pass_context
 def projections_rebuild(ctx: click.Context, name: str | None) -> None:
-    """Rebuild one projection (or all) from position 0. Queries keep the old
-    tables until the new ones are complete; an interrupted rebuild resumes."""
+    """Rebuild one projection (or all) from position 0 (system and
+    vendor:finance only). Queries keep the old tables until the new ones are
+    complete; an interrupted rebuild resumes. The audit chain is never rebuilt."""
     ledger = ctx.find_object(Settings).ledger()
     names = [name] if name else [p.name for p in ledger.runner.projections]
-    for n in names:
-        ledger.runner.get(n)
     head = ledger.app.head()
     with _bar(head, f"rebuilding {', '.join(names)}") as progress:
-        ledger.runner.rebuild_many(names, progress)  # one pass over the log for all of them
+        ledger.rebuild(names, progress)  # one pass over the log for all of them; checks authority first
     emit(ctx, {"rebuilt": names, "position": head}, lambda: f"rebuilt {', '.join(names)} to position {head}")
 
 

@@ -249,8 +249,10 @@ class LedgerApp(Application):
                              originator_version=r[2], topic=r[3], state=bytes(r[4])) for r in rows]
 
     def insert_raw(self, rows: Sequence[Notification]) -> None:
-        """Restore exported events with their original positions (audit import)."""
+        """Restore exported events with their original positions (audit import),
+        chained in the same transaction as the ledger's own writes are."""
         store = self.recorder.datastore  # type: ignore[attr-defined]
+        chained = [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in rows]
         with store.transaction(commit=True) as c:
             if self.db.kind == "sqlite":
                 c.executemany(
@@ -258,7 +260,9 @@ class LedgerApp(Application):
                     "VALUES (?, ?, ?, ?, ?)",
                     [(n.id, n.originator_id.hex, n.originator_version, n.topic, n.state) for n in rows],
                 )
+                self.recorder.chain(c, chained)  # type: ignore[attr-defined]
                 return
+            c.execute(f"LOCK TABLE {self.events_table} IN EXCLUSIVE MODE")  # as the recorder's writes do
             c.executemany(
                 f"INSERT INTO {self.events_table} (notification_id, originator_id, originator_version, topic, state) "
                 "VALUES (%s, %s, %s, %s, %s)",
@@ -268,6 +272,7 @@ class LedgerApp(Application):
                 f"SELECT setval(pg_get_serial_sequence('{self.events_table}', 'notification_id'), "
                 f"(SELECT MAX(notification_id) FROM {self.events_table}))"
             )
+            self.recorder.chain(c, chained)  # type: ignore[attr-defined]
 
     # -- executing commands ---------------------------------------------------
     def execute(

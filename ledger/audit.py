@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subsc
 from .commands.models import Command, IssueStatement
 from .db import Database
 from .projections import Runner, Statements, statements
-from .projections.chain import GENESIS, link
+from .chain import GENESIS, HEAD, LINKS, link
 from .projections.overview import ACTIVITY_WINDOW_DAYS
 from .service import Ledger
 
@@ -67,26 +68,28 @@ class Audit:
 
     # -- hash chain ----------------------------------------------------------------
     def seal(self) -> dict[str, Any]:
-        """The chain's head as a digest to keep somewhere else."""
-        self.ledger.runner.catch_up()
-        row = self.ledger.sql.one("SELECT position, link FROM audit_chain_head WHERE id = 1")
+        """The chain's head as a digest to keep somewhere else:
+        {"digest": "ledger-seal:<position>:<sha256 hex>", "position", "head"}."""
+        row = self.ledger.sql.one(f"SELECT position, link FROM {HEAD} WHERE id = 1")
         position, head = (int(row[0]), row[1]) if row else (0, GENESIS)
         return {"digest": f"ledger-seal:{position}:{head}", "position": position, "head": head}
 
     def verify(self, digest: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Recompute the chain from the stored events and compare it with the
-        recorded links (and with `digest`, which may be kept elsewhere). Names
-        the first bad position. Does not extend the chain first: an event the
-        chain has not covered is reported, not silently adopted."""
+        recorded links (and with `digest`, from `seal`, which may be kept
+        elsewhere). Returns {"ok": True, "checked", "head", "position"} or
+        {"ok": False, "first_bad_position", "problem", "checked"}. Every event
+        the ledger wrote was linked in its own transaction, so an event without
+        a link was written outside the ledger. Raises ValueError for a digest
+        not of seal's form."""
         expected: tuple[int, str] | None = None
         if digest:
-            try:
-                _, pos, head = digest.split(":")
-                expected = (int(pos), head)
-            except ValueError:
-                raise ValueError(f"not a ledger digest: {digest!r} (ledger-seal:<position>:<sha256>)") from None
+            m = re.fullmatch(r"ledger-seal:(\d{1,18}):([0-9a-f]{64})", digest.strip())
+            if not m:
+                raise ValueError(f"not a ledger digest: {digest!r} (ledger-seal:<position>:<sha256>)")
+            expected = (int(m[1]), m[2])
         head = self.app.head()
-        previous, checked = GENESIS, 0
+        previous, checked, matched = GENESIS, 0, False
         chain = self._chain_rows()
         pending = next(chain, None)
 
@@ -95,27 +98,35 @@ class Audit:
 
         for n in self._notifications(head, progress):
             if pending is None or n.id < pending[0]:
-                return bad(n.id, "an event not covered by the chain (inserted, or written outside the ledger)")
+                return bad(n.id, "an event not covered by the chain (written outside the ledger: "
+                                 "the ledger links every event it writes in the same transaction)")
             if n.id > pending[0]:
                 return bad(pending[0], "an event the chain covers is missing (deleted or moved)")
             previous = link(previous, n.id, n.originator_id, n.originator_version, n.topic, n.state)
             if previous != pending[1]:
                 return bad(n.id, "the event differs from what the chain recorded (altered or re-ordered)")
             checked += 1
-            if expected and n.id == expected[0] and previous != expected[1]:
-                return bad(n.id, "the chain does not match the digest (history rewritten)")
+            if expected and n.id == expected[0]:
+                if previous != expected[1]:
+                    return bad(n.id, "the chain does not match the digest (history rewritten)")
+                matched = True
             pending = next(chain, None)
-        if pending is not None:
+        if pending is not None and self.app.head() < pending[0]:  # not a write committed since `head` was read
             return bad(pending[0], "the log ends before the chain does (events deleted or truncated)")
-        if expected and expected[0] > 0 and checked and expected[0] > head:
-            return bad(head, "the log ends before the digest's position (truncated)")
+        if expected and expected[0] == 0 and expected[1] != GENESIS:
+            return bad(0, "the chain does not match the digest (history rewritten)")
+        if expected and expected[0] > 0 and not matched:
+            if expected[0] > head:
+                return bad(head, f"the log ends before the digest's position {expected[0]} "
+                                 "(truncated or emptied, or another database)")
+            return bad(expected[0], "the digest's position is not in the log (deleted)")
         return {"ok": True, "checked": checked, "head": previous, "position": head}
 
     def _chain_rows(self) -> Iterator[tuple[int, str]]:
         after = 0
         while True:
             rows = self.ledger.sql.all(
-                "SELECT position, link FROM audit_chain WHERE position > ? ORDER BY position LIMIT ?", [after, READ_BATCH])
+                f"SELECT position, link FROM {LINKS} WHERE position > ? ORDER BY position LIMIT ?", [after, READ_BATCH])
             if not rows:
                 return
             for position, value in rows:

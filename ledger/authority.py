@@ -97,3 +97,14 @@ def may_audit(actor: Actor) -> None:
     """Audits read the whole ledger: vendor roles and system, never a partner."""
     if actor.partner is not None:
         raise Refused(f"{actor} may not run audits; they read every partner's data")
+
+
+# Rebuilding swaps every reader's tables and replays the whole ledger: the
+# ledger's own maintenance, not a partner's or the deal desk's.
+REBUILDERS = frozenset({"system", "vendor:finance"})
+
+
+def may_rebuild(actor: Actor) -> None:
+    """Only `system` and `vendor:finance` rebuild projections. Raises Refused."""
+    if actor.name not in REBUILDERS:
+        raise Refused(f"{actor} may not rebuild projections; only system and vendor:finance may")

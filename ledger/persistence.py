@@ -1,39 +1,63 @@
-"""The event store's recorders (eventsourcing's own), extended in two ways.
+"""The event store's recorders (eventsourcing's own), extended in three ways.
 
 1. Each command's outcome (applied, or refused and why) is written in the same
    transaction as the command's events. A command id therefore has one final
    outcome: re-submitting it, after a crash or on purpose, reports that outcome
    instead of evaluating it again in a different state. The table's primary
    key also settles two writers racing on the same id.
-2. On PostgreSQL, creating the tables, types and functions is serialised with
+2. Each stored event's audit-chain link (ledger/chain.py) is written in the
+   same transaction as the event, after the events' write lock is taken: a
+   committed event is always chained, and only the ledger's own writes are.
+3. On PostgreSQL, creating the tables, types and functions is serialised with
    an advisory lock and skipped when they exist, so processes starting together
-   do not trip over each other's CREATE OR REPLACE FUNCTION."""
+   do not trip over each other's CREATE OR REPLACE FUNCTION. It all runs on one
+   pooled connection, so a pool of one connection suffices."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.errors import DuplicateObject
+
+from . import chain
 
 OUTCOMES = "ledger_commands"
 Outcome = tuple[str, str, str | None]  # command id, "applied" | "refused", note or reason
 CREATE_LOCK = 7_334_112_901  # advisory lock key: "creating the ledger's tables"
+SELECT_HEAD = f"SELECT position, link FROM {chain.HEAD} WHERE id = 1"
+_UNREAD = object()
+
+
+def _rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> list[chain.Row]:
+    return [(i, s.originator_id, s.originator_version, s.topic, s.state) for i, s in zip(ids, stored_events)]
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
-                f"CREATE TABLE IF NOT EXISTS {OUTCOMES} (id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)"]
+                f"CREATE TABLE IF NOT EXISTS {OUTCOMES} (id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)",
+                *chain.create_sql()]
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
                        outcomes: Sequence[Outcome] = (), **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        if ids:
+            # The insert above took the database's write lock: the head read here is the last one.
+            self.chain(c, _rows(ids, stored_events))
         if outcomes:
             c.executemany(f"INSERT INTO {OUTCOMES} (id, status, reason) VALUES (?, ?, ?)", list(outcomes))
         return ids
+
+    def chain(self, c: Any, rows: Sequence[chain.Row]) -> None:
+        """Link events just inserted through cursor `c`, in its transaction."""
+        c.execute(SELECT_HEAD)
+        chain.write(c.executemany, chain.extend(c.fetchone(), rows), "?")
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
@@ -44,22 +68,33 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 class PostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self.outcomes_table = f'"{self.datastore.schema}"."{OUTCOMES}"'
+        self.qualifier = f'"{self.datastore.schema}".'
+        self.outcomes_table = f'{self.qualifier}"{OUTCOMES}"'
+        self.chain_sql = [s.replace("EXISTS ", f"EXISTS {self.qualifier}", 1) for s in chain.create_sql()]
+        self.select_head = SELECT_HEAD.replace("FROM ", f"FROM {self.qualifier}", 1)
+        self._head = threading.local()  # per writing thread: the pipelined read of the chain's head
 
     def create_table(self) -> None:
-        with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", [CREATE_LOCK])
-            try:
-                table = f'"{self.datastore.schema}"."{self.events_table_name}"'
-                exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
-                if exists and list(exists.values())[0]:
-                    self.datastore.register_type_adapters()
-                else:
-                    super().create_table()
-                conn.execute(f"CREATE TABLE IF NOT EXISTS {self.outcomes_table} "
-                             "(id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)")
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", [CREATE_LOCK])
+        """The library's tables, types and function, the outcomes and the
+        chain's tables: all on one connection (a pool of one must not wait for
+        a second) in one transaction that holds the creation lock."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [CREATE_LOCK])
+            table = f'"{self.datastore.schema}"."{self.events_table_name}"'
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+            if not (exists and list(exists.values())[0]):
+                with conn.cursor() as curs:
+                    for statement in self.sql_create_statements:
+                        if "CREATE TYPE" in statement.as_string():
+                            # No CREATE TYPE IF NOT EXISTS: a savepoint keeps the transaction usable.
+                            with contextlib.suppress(DuplicateObject), conn.transaction():
+                                curs.execute(statement, prepare=False)
+                    self._create_table(curs)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.outcomes_table} "
+                         "(id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)")
+            for statement in self.chain_sql:
+                conn.execute(statement)
+        self.datastore.register_type_adapters()  # after the connection went back to the pool
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
                               outcomes: Sequence[Outcome] = (), **kwargs: Any) -> None:
@@ -69,6 +104,37 @@ class PostgresRecorder(PostgresApplicationRecorder):
             with curs.connection.cursor() as c:  # the events' cursor still holds their new positions
                 c.executemany(f"INSERT INTO {self.outcomes_table} (id, status, reason) VALUES (%s, %s, %s)",
                               list(outcomes))
+        # Queued in the pipeline: its answer comes with the events' ids, no round trip of its own.
+        self._head.cursor = curs.connection.cursor()
+        self._head.cursor.execute(self.select_head)
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                                       **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        head_cursor, self._head.cursor = self._head.cursor, None
+        with head_cursor:
+            head = head_cursor.fetchone()
+        self.chain(curs, _rows(ids or [], stored_events), head)
+        return ids
+
+    def chain(self, curs: Any, rows: Sequence[chain.Row], head: Any = _UNREAD) -> None:
+        """Link events just inserted through cursor `curs`, in its transaction
+        (which holds the events' table lock). `head` is the chain's head row
+        when already read."""
+        conn = curs.connection
+        if head is _UNREAD:
+            head = conn.execute(self.select_head).fetchone()
+        head = None if head is None else (head["position"], head["link"])
+        try:
+            links = chain.extend(head, rows)
+        except chain.ChainBroken as e:
+            # The library commits a transaction whose error it holds to re-raise:
+            # make the server abort this one, so the events are not stored unchained.
+            text = str(e).replace("'", "''")
+            conn.execute(f"DO $$BEGIN RAISE EXCEPTION '%', '{text}'; END$$")
+            raise
+        with conn.cursor() as c:
+            chain.write(c.executemany, links, "%s", self.qualifier)
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from . import authority
+from . import authority, chain
 from .aggregates import Refused
 from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
@@ -25,6 +25,7 @@ class Ledger:
         self.sql = self.db.connect()  # first: a failed connection says why, at once
         self.app = LedgerApp(self.db, self.sql, clock)
         self.runner = Runner(self.app, self.sql, all_projections())
+        chain.adopt_legacy(self.app, self.sql)
         self.replay_progress: Callable[[int, int], None] | None = None
 
     def close(self) -> None:
@@ -86,6 +87,21 @@ class Ledger:
             "data": {"deals": deals, "trials": trials},
         })
 
+    def rebuild(self, names: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None) -> list[str]:
+        """Rebuild the named projections (default all) in one pass over the
+        log; returns their names. Raises Refused for an actor other than
+        system or finance (authority.may_rebuild) and for the audit chain,
+        which is evidence and never rebuilt; KeyError for an unknown name."""
+        authority.may_rebuild(self.actor)
+        names = list(names) if names else [p.name for p in self.runner.projections]
+        for name in names:
+            if name == chain.LEGACY_PROJECTION:
+                raise Refused("the audit chain is evidence, not a read model: it is never rebuilt "
+                              "(`ledger audit verify` checks it against the events)")
+            self.runner.get(name)
+        self.runner.rebuild_many(names, progress)
+        return names
+
     # -- reading --------------------------------------------------------------
     def reader(self, known_at: datetime | None = None) -> Sql:
         """The tables to answer from: the live read models, caught up; or, with
@@ -95,7 +111,7 @@ class Ledger:
             self.runner.catch_up()
             return self.sql
         scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(chain=False), known_at=known_at).catch_up(self.replay_progress)
+        Runner(self.app, scratch, all_projections(), known_at=known_at).catch_up(self.replay_progress)
         return scratch
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
