@@ -4,6 +4,8 @@ SQL tampering, explanations, and export / import."""
 
 from __future__ import annotations
 
+import signal
+import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -13,10 +15,12 @@ import pytest
 from ledger.aggregates import Refused
 from ledger.audit import Audit
 from ledger.chain import GENESIS, link
-from ledger.db import Database
+from ledger.db import Database, Unavailable
 from ledger.service import Ledger
 
 from .conftest import Harness, cmd, deal, program
+from .test_cli import Cli, assert_one_line_error, run
+from .test_reliability import command_file, ledger_process, run_ledger
 
 AS_OF = date(2026, 4, 15)
 
@@ -247,3 +251,207 @@ def test_export_then_import_recreates_the_same_ledger(h: Harness, tmp_path: Any)
         assert target.verify_statement("acme/2026-02")["ok"]
         with pytest.raises(Refused, match="empty database"):
             target.import_(lines[:1])
+
+
+# -- the chain as evidence -----------------------------------------------------------------
+def test_a_rebuild_after_sql_tampering_keeps_the_links_and_verify_still_fails(h: Harness, tmp_path: Any) -> None:
+    subscription_program(h)
+    audit = Audit(h.ledger)
+    t = Tamper(h)
+    t.update(2, t.state(2).replace(b"Beta", b"Bata"))
+    links = t.links()
+    assert audit.verify()["first_bad_position"] == 2
+    assert h.ledger.rebuild() == ["pipeline", "overview", "statements"]  # every read model, never the chain
+    with pytest.raises(Refused, match="evidence, not a read model"):
+        h.ledger.rebuild(["chain"])
+    cli = Cli(h.url, tmp_path)
+    assert cli.ok("--as", "system", "projections", "rebuild").out.startswith("rebuilt pipeline, overview, statements")
+    assert_one_line_error(cli("--as", "system", "projections", "rebuild", "chain"), 1, "never rebuilt")
+    assert t.links() == links  # the evidence is untouched
+    t.close()
+    result = audit.verify()
+    assert (result["ok"], result["first_bad_position"]) == (False, 2), result
+    r = cli("--as", "vendor:finance", "audit", "verify")
+    assert r.code == 1 and r.out.startswith("FAILED at position 2: the event differs"), str(r)
+
+
+def test_an_event_appended_straight_into_the_table_is_reported_as_written_outside(h: Harness) -> None:
+    subscription_program(h)
+    audit = Audit(h.ledger)
+    head = h.head()
+    t = Tamper(h)
+    t.insert(like=head, version=99)
+    t.close()
+    result = audit.verify()
+    assert (result["ok"], result["first_bad_position"]) == (False, head + 1), result
+    assert "written outside the ledger" in result["problem"]
+    # The ledger's next write neither adopts it nor hides it; the ledger's own events stay chained.
+    h.ok(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))
+    assert audit.seal()["position"] == h.head() > head + 1
+    result = audit.verify()
+    assert (result["first_bad_position"], result["checked"]) == (head + 1, head)
+    assert "written outside the ledger" in result["problem"]
+
+
+def test_an_event_inserted_mid_log_is_written_outside_and_the_rest_still_checks(h: Harness) -> None:
+    """A row given an explicit position inside the log (where a deleted one was)."""
+    subscription_program(h)
+    t = Tamper(h)
+    row = t.sql.one(f"SELECT originator_id, originator_version, topic, state FROM {t.table} WHERE {t.pos} = 3")
+    t.sql.execute(f"DELETE FROM {t.table} WHERE {t.pos} = 3")
+    t.sql.execute(f"INSERT INTO {t.table} ({t.pos}, originator_id, originator_version, topic, state) "
+                  "VALUES (?, ?, ?, ?, ?)", [3, *row])
+    t.close()
+    assert Audit(h.ledger).verify()["ok"]  # the same bytes at the same position: nothing changed
+    t = Tamper(h)
+    t.update(3, t.state(3) + b" ")
+    t.close()
+    assert Audit(h.ledger).verify()["first_bad_position"] == 3
+
+
+def test_events_deleted_from_the_end_are_caught_and_sqlite_refuses_to_write_over_them(h: Harness) -> None:
+    subscription_program(h)
+    audit = Audit(h.ledger)
+    head = h.head()
+    t = Tamper(h)
+    t.sql.execute(f"DELETE FROM {t.table} WHERE {t.pos} = ?", [head])
+    t.close()
+    result = audit.verify()
+    assert (result["ok"], result["first_bad_position"]) == (False, head) and "log ends" in result["problem"]
+    line = cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1")
+    if h.ledger.db.kind == "sqlite":
+        # SQLite gives the freed position to the next event: the chain has a link there already.
+        with pytest.raises(Unavailable, match=f"position {head} is already chained"):
+            h.submit(line)
+        assert h.head() == head - 1 and audit.seal()["position"] == head  # nothing written
+    else:
+        h.ok(line)  # PostgreSQL never reuses a position: the gap stays
+        assert h.head() > head
+    result = audit.verify()
+    assert (result["ok"], result["first_bad_position"]) == (False, head), result
+
+
+def test_digest_beyond_the_log_fails_on_an_emptied_ledger_and_a_fresh_database(h: Harness, tmp_path: Any) -> None:
+    subscription_program(h)
+    audit = Audit(h.ledger)
+    digest = audit.seal()["digest"]
+    position = audit.seal()["position"]
+    assert audit.verify(digest)["ok"]
+    # Emptied: every event and link deleted.
+    t = Tamper(h)
+    for table in (t.table, "audit_chain", "audit_chain_head"):
+        t.sql.execute(f"DELETE FROM {table}")
+    t.close()
+    assert audit.verify()["ok"]  # nothing to contradict...
+    result = audit.verify(digest)  # ...but the digest says there was a history
+    assert (result["ok"], result["checked"]) == (False, 0) and str(position) in result["problem"], result
+    cli = Cli(h.url, tmp_path)
+    r = cli("--as", "vendor:finance", "audit", "verify", "--digest", digest)
+    assert r.code == 1 and r.out.startswith("FAILED at position 0: the log ends before the digest's position"), str(r)
+    # A 0-byte SQLite file, and a fresh SQLite database.
+    (tmp_path / "empty.db").write_bytes(b"")
+    for url in (f"sqlite:///{tmp_path / 'empty.db'}", f"sqlite:///{tmp_path / 'fresh.db'}"):
+        r = run("--db", url, "--as", "vendor:finance", "audit", "verify", "--digest", digest, cwd=tmp_path)
+        assert r.code == 1 and "the log ends before the digest's position" in r.out, str(r)
+    # A digest of position 0 matches only the empty chain.
+    with Ledger(f"sqlite:///{tmp_path / 'fresh.db'}", "vendor:finance") as fresh:
+        empty = Audit(fresh).seal()["digest"]
+        assert empty == f"ledger-seal:0:{GENESIS}" and Audit(fresh).verify(empty)["ok"]
+        assert not Audit(fresh).verify("ledger-seal:0:" + "ab" * 32)["ok"]
+        with pytest.raises(ValueError, match="not a ledger digest"):
+            Audit(fresh).verify("ledger-seal:-1:" + "ab" * 32)
+
+
+def test_digest_beyond_the_log_fails_on_a_fresh_postgresql_schema(db_url: str, tmp_path: Any) -> None:
+    """Either backend, a database that never held the sealed history."""
+    digest = f"ledger-seal:42:{'cd' * 32}"
+    r = run("--db", db_url, "--as", "vendor:finance", "--json", "audit", "verify", "--digest", digest, cwd=tmp_path)
+    assert r.code == 1, str(r)
+    out = __import__("json").loads(r.out)
+    assert (out["ok"], out["checked"], out["first_bad_position"]) == (False, 0, 0) and "42" in out["problem"]
+
+
+def test_a_digest_whose_event_was_deleted_and_rechained_fails(h: Harness) -> None:
+    subscription_program(h)
+    audit = Audit(h.ledger)
+    digest = audit.seal()["digest"]
+    h.ok(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))
+    position = int(digest.split(":")[1])
+    t = Tamper(h)
+    t.sql.execute(f"DELETE FROM {t.table} WHERE {t.pos} = ?", [position])
+    t.rechain()
+    t.close()
+    assert audit.verify()["ok"]
+    result = audit.verify(digest)
+    assert (result["ok"], result["first_bad_position"]) == (False, position), result
+    assert "not in the log" in result["problem"]
+
+
+def test_a_ledger_that_kept_the_chain_as_a_projection_adopts_its_unchained_events_once(h: Harness) -> None:
+    """A ledger written by an older version: its chain projection stopped
+    short of the head (a Ctrl-C between the events and their links)."""
+    subscription_program(h)
+    head = h.head()
+    t = Tamper(h)
+    t.sql.execute("DELETE FROM audit_chain WHERE position > 5")
+    t.sql.execute("UPDATE audit_chain_head SET position = 5, link = (SELECT link FROM audit_chain WHERE position = 5)")
+    t.sql.execute("INSERT INTO ledger_projections (name, position, version, suffix) VALUES ('chain', 5, 1, '')")
+    assert not Audit(h.ledger).verify()["ok"]
+    with Ledger(h.url, "vendor:finance") as upgraded:
+        assert Audit(upgraded).verify() == {"ok": True, "checked": head, "head": Audit(upgraded).seal()["head"],
+                                            "position": head}
+    assert t.sql.one("SELECT COUNT(*) FROM ledger_projections WHERE name = 'chain'")[0] == 0
+    t.close()
+
+
+# -- Ctrl-C and kill -9 during a submission -------------------------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_submit_interrupted_midway_leaves_every_committed_event_chained(db_url: str, tmp_path: Any,
+                                                                         sig: signal.Signals) -> None:
+    path = command_file(tmp_path, 3000)
+    with Ledger(db_url, "system") as ledger:
+        for attempt in range(3):
+            proc = ledger_process(db_url, "submit", "--problems-only", str(path))
+            before = ledger.app.head()
+            deadline = time.monotonic() + 60
+            while ledger.app.head() < before + 600 * (attempt + 1) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(sig)
+            proc.communicate(timeout=60)
+            # No other command runs in between: verify sees what the interrupted process left.
+            result = Audit(ledger).verify()
+            assert result["ok"] and result["checked"] == ledger.app.head() > before, (attempt, result)
+        assert run_ledger(db_url, "submit", "--problems-only", str(path))[0] in (0, 1)
+        assert Audit(ledger).verify()["ok"]
+
+
+# -- who may rebuild -------------------------------------------------------------------------------
+def test_only_system_and_finance_rebuild_projections(h: Harness, tmp_path: Any) -> None:
+    subscription_program(h)
+    cli = Cli(h.url, tmp_path)
+
+    def written() -> Any:
+        t = Tamper(h)
+        out = ([tuple(r) for r in t.sql.all("SELECT name, position, version, suffix FROM ledger_projections "
+                                            "ORDER BY name")],
+               sorted(tables(t.sql)), t.links(), h.head())
+        t.close()
+        return out
+
+    before = written()
+    for actor in ("partner:acme", "vendor:manager"):
+        r = cli("--as", actor, "projections", "rebuild")
+        assert_one_line_error(r, 1, f"{actor} may not rebuild projections", "only system and vendor:finance")
+        assert_one_line_error(cli("--as", actor, "projections", "rebuild", "statements"), 1, "may not rebuild")
+        with Ledger(h.url, actor) as other, pytest.raises(Refused, match="may not rebuild"):
+            other.rebuild(["pipeline"])
+        assert written() == before
+    for actor in ("vendor:finance", "system"):
+        assert cli.ok("--as", actor, "--json", "projections", "rebuild", "pipeline").json()["rebuilt"] == ["pipeline"]
+    assert Audit(h.ledger).verify()["ok"]
+
+
+def tables(sql: Any) -> list[str]:
+    if sql.pg:
+        return [r[0] for r in sql.all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    return [r[0] for r in sql.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
