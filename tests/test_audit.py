@@ -455,3 +455,19 @@ def tables(sql: Any) -> list[str]:
     if sql.pg:
         return [r[0] for r in sql.all("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
     return [r[0] for r in sql.all("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def test_postgresql_refuses_to_write_over_links_when_positions_are_reused(h: Harness) -> None:
+    """The sequence set back by hand (as after deleting the last events):
+    the write is refused and rolled back whole, never stored unchained."""
+    if h.ledger.db.kind != "postgres":
+        pytest.skip("SQLite reuses a freed position on its own: see the deletion test above")
+    subscription_program(h)
+    head = h.head()
+    t = Tamper(h)
+    t.sql.execute(f"DELETE FROM {t.table} WHERE {t.pos} > ?", [head - 2])
+    t.sql.execute(f"SELECT setval(pg_get_serial_sequence('{t.table}', 'notification_id'), ?)", [head - 2])
+    t.close()
+    with pytest.raises(Unavailable, match=f"position {head - 1} is already chained"):
+        h.submit(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))
+    assert h.head() == head - 2 and Audit(h.ledger).seal()["position"] == head

@@ -1,0 +1,163 @@
+"""The eventsourcing library's own recorder test cases
+(eventsourcing.tests.persistence, shipped in its wheel), run against the
+ledger's recorders (ledger/persistence.py) on SQLite and PostgreSQL: they
+extend the library's, so they must still pass the library's contract.
+
+Subclassed: the application recorder cases (insert and select, concurrent
+writers, throughput), the non-interleaving notification ids case, and the
+aggregate recorder case (through a view that drops the ids insert_events
+returns; see AsAggregateRecorder).
+Not subclassed: the tracking and process recorder cases (the ledger has no
+tracking or process recorder) and the infrastructure factory case (it tests
+the library's factory and its environment, not a recorder).
+
+On top of the library's assertions, every test here ends by checking that the
+audit chain links every stored event, in order, however the events were
+written (concurrent writers included)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import TestCase
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.tests.persistence import (
+    AggregateRecorderTestCase,
+    ApplicationRecorderTestCase,
+    NonInterleavingNotificationIDsBaseCase,
+)
+
+from ledger.chain import GENESIS, link
+from ledger.db import Database
+from ledger.persistence import PostgresRecorder, SQLiteRecorder
+
+
+def assert_chained(case: TestCase, recorder: Any) -> None:
+    """Every stored event has its link, recomputed from the stored bytes."""
+    notes = recorder.select_notifications(None, 10**7)
+    previous, expected = GENESIS, []
+    for n in notes:
+        previous = link(previous, n.id, n.originator_id, n.originator_version, n.topic, n.state)
+        expected.append((n.id, previous))
+    if isinstance(recorder, SQLiteRecorder):
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute("SELECT position, link FROM audit_chain ORDER BY position")
+            links = [(r[0], r[1]) for r in c.fetchall()]
+    else:
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT position, link FROM {recorder.qualifier}audit_chain ORDER BY position")
+            links = [(r["position"], r["link"]) for r in c.fetchall()]
+    case.assertEqual(links, expected)
+
+
+class SQLiteRecorders(TestCase):
+    """A fresh SQLite file per test, as the ledger uses (WAL)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, tmp_path: Any) -> Iterator[None]:
+        self.db_name = str(tmp_path / "recorder.db")
+        self.datastores: list[SQLiteDatastore] = []
+        self.recorder: Any = None
+        yield
+        if self.recorder is not None:
+            assert_chained(self, self.recorder)
+        for d in self.datastores:
+            d.close()
+
+    def create_recorder(self) -> SQLiteRecorder:
+        # A pool as large as the library's own concurrency tests use.
+        datastore = SQLiteDatastore(self.db_name, pool_size=20, lock_timeout=30)
+        self.datastores.append(datastore)
+        self.recorder = SQLiteRecorder(datastore)
+        self.recorder.create_table()
+        return self.recorder
+
+
+class PostgresRecorders(TestCase):
+    """A fresh schema per test in the run's throwaway database (conftest's
+    `pg_database`), dropped afterwards. The datastore keeps the library's
+    defaults: a pool of one connection and no overflow."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_database: str | None) -> Iterator[None]:
+        if pg_database is None:
+            pytest.skip("PostgreSQL not reachable (set LEDGER_REQUIRE_POSTGRES=1 to make this a failure)")
+        import psycopg
+
+        self.schema = f"r_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.schema}"')
+        p = Database.from_url(pg_database).params
+        self.datastore = PostgresDatastore(p["dbname"], p["host"], p["port"], p["user"], p["password"],
+                                           schema=self.schema, lock_timeout=30)
+        self.recorder: Any = None
+        try:
+            yield
+            if self.recorder is not None:
+                assert_chained(self, self.recorder)
+        finally:
+            self.datastore.close()
+            with psycopg.connect(pg_database, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def create_recorder(self) -> PostgresRecorder:
+        self.recorder = PostgresRecorder(self.datastore)
+        self.recorder.create_table()
+        return self.recorder
+
+
+class AsAggregateRecorder:
+    """The aggregate recorder's contract on the ledger's recorders: every
+    assertion of the library's case applies (conflicts, atomic batches,
+    selecting by version), except that its insert_events() returns None,
+    where an application recorder returns the new notification ids (which
+    ApplicationRecorderTestCase asserts). So this view drops the ids."""
+
+    def create_recorder(self) -> Any:
+        recorder = super().create_recorder()  # type: ignore[misc]
+        insert = recorder.insert_events
+        recorder.insert_events = lambda stored_events, **kwargs: [insert(stored_events, **kwargs), None][1]
+        return recorder
+
+
+class TestSQLiteRecorderAsAggregateRecorder(AsAggregateRecorder, SQLiteRecorders, AggregateRecorderTestCase):
+    pass
+
+
+class TestSQLiteRecorderAsApplicationRecorder(SQLiteRecorders, ApplicationRecorderTestCase):
+    pass
+
+
+class TestSQLiteRecorderNonInterleaving(SQLiteRecorders, NonInterleavingNotificationIDsBaseCase):
+    insert_num = 10_000  # as the library's own SQLite case
+
+
+class TestPostgresRecorderAsAggregateRecorder(AsAggregateRecorder, PostgresRecorders, AggregateRecorderTestCase):
+    pass
+
+
+class TestPostgresRecorderAsApplicationRecorder(PostgresRecorders, ApplicationRecorderTestCase):
+    def test_create_table_with_a_pool_of_one_connection(self) -> None:
+        """Creating the tables (under the advisory lock) needs no second
+        pooled connection: with the pool of one, it does not wait for the
+        pool's timeout (5 s) and fail."""
+        started = time.monotonic()
+        recorder = self.create_recorder()
+        self.assertLess(time.monotonic() - started, 4)
+        again = PostgresRecorder(self.datastore)
+        again.create_table()  # the tables exist: skipped, still on the one connection
+        stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
+        self.assertEqual(recorder.insert_events([stored]), [1])
+
+
+class TestPostgresRecorderNonInterleaving(PostgresRecorders, NonInterleavingNotificationIDsBaseCase):
+    insert_num = 100  # as the library's own PostgreSQL case
+
+
+del AggregateRecorderTestCase, ApplicationRecorderTestCase, NonInterleavingNotificationIDsBaseCase
