@@ -68,6 +68,9 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 class PostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        # The library's insert function (POSTGRES_ENABLE_DB_FUNCTIONS) would skip
+        # the hooks below that write outcomes and chain links, and the table lock.
+        self.datastore.enable_db_functions = False
         self.qualifier = f'"{self.datastore.schema}".'
         self.outcomes_table = f'{self.qualifier}"{OUTCOMES}"'
         self.chain_sql = [s.replace("EXISTS ", f"EXISTS {self.qualifier}", 1) for s in chain.create_sql()]

@@ -471,3 +471,16 @@ def test_postgresql_refuses_to_write_over_links_when_positions_are_reused(h: Har
     with pytest.raises(Unavailable, match=f"position {head - 1} is already chained"):
         h.submit(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))
     assert h.head() == head - 2 and Audit(h.ledger).seal()["position"] == head
+
+
+def test_events_are_chained_even_with_the_librarys_insert_function_asked_for(db_url: str, monkeypatch: Any) -> None:
+    """POSTGRES_ENABLE_DB_FUNCTIONS in the environment would make the library
+    insert through its own database function, past the hooks that chain."""
+    monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
+    h = Harness(db_url)
+    try:
+        program(h)
+        assert Audit(h.ledger).verify() == {"ok": True, "checked": h.head(), "position": h.head(),
+                                            "head": Audit(h.ledger).seal()["head"]}
+    finally:
+        h.close()
