@@ -583,7 +583,9 @@ def audit_seal(ctx: click.Context) -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context, digest: str | None) -> None:
     """Recompute the hash chain over every stored event and name the first
-    altered, deleted, re-ordered or inserted event. Exit 1 if any."""
+    altered, deleted or re-ordered event, or one written outside the ledger
+    (the ledger chains its own writes only). With --digest, also fail when the
+    log does not reach the digest's position. Exit 1 if any."""
     audit_ = _audit(ctx)
     with _bar(audit_.app.head(), "verifying") as progress:
         out = audit_.verify(digest, progress)

@@ -108,8 +108,10 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 c.executemany(f"INSERT INTO {self.outcomes_table} (id, status, reason) VALUES (%s, %s, %s)",
                               list(outcomes))
         # Queued in the pipeline: its answer comes with the events' ids, no round trip of its own.
+        # Never prepared: a pipeline whose insert fails (a lost race) skips the
+        # PREPARE too, and psycopg would take it for done.
         self._head.cursor = curs.connection.cursor()
-        self._head.cursor.execute(self.select_head)
+        self._head.cursor.execute(self.select_head, prepare=False)
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                                        **kwargs: Any) -> Sequence[int] | None:
