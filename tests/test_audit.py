@@ -484,3 +484,23 @@ def test_events_are_chained_even_with_the_librarys_insert_function_asked_for(db_
                                             "head": Audit(h.ledger).seal()["head"]}
     finally:
         h.close()
+
+
+def test_an_import_into_either_backend_restores_the_links_and_the_ledger_chains_on(db_url: str, tmp_path: Any) -> None:
+    source = Harness(f"sqlite:///{tmp_path / 'source.db'}")
+    try:
+        subscription_program(source)
+        lines = [__import__("json").dumps(r) for r in Audit(source.ledger).export()]
+        digest = Audit(source.ledger).seal()["digest"]
+    finally:
+        source.close()
+    target = Harness(db_url)
+    try:
+        audit = Audit(target.ledger)
+        assert audit.import_(lines) == len(lines)
+        assert audit.seal()["digest"] == digest and audit.verify(digest)["ok"]
+        target.ok(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))
+        result = audit.verify(digest)
+        assert result["ok"] and result["checked"] == target.head() > len(lines)
+    finally:
+        target.close()
