@@ -132,8 +132,9 @@ class Tamper:
                          "VALUES (?, ?, ?, ?)", [row[0], version, row[2], row[3]])
 
     def links(self) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.sql.all("SELECT position, link FROM audit_chain ORDER BY position")] + \
-            [tuple(r) for r in self.sql.all("SELECT id, position, link FROM audit_chain_head")]
+        """Every row of the chain's tables."""
+        rows = self.sql.all("SELECT position, link FROM audit_chain ORDER BY position")
+        return [tuple(r) for r in rows + self.sql.all("SELECT id, position, link FROM audit_chain_head")]
 
     def rechain(self) -> None:
         """Recompute every link from the events as they are now, as an
@@ -362,7 +363,7 @@ def test_digest_beyond_the_log_fails_on_an_emptied_ledger_and_a_fresh_database(h
             Audit(fresh).verify("ledger-seal:-1:" + "ab" * 32)
 
 
-def test_digest_beyond_the_log_fails_on_a_fresh_postgresql_schema(db_url: str, tmp_path: Any) -> None:
+def test_digest_beyond_the_log_fails_on_a_fresh_database(db_url: str, tmp_path: Any) -> None:
     """Either backend, a database that never held the sealed history."""
     digest = f"ledger-seal:42:{'cd' * 32}"
     r = run("--db", db_url, "--as", "vendor:finance", "--json", "audit", "verify", "--digest", digest, cwd=tmp_path)
