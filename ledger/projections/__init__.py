@@ -6,11 +6,12 @@ from .overview import Overview
 from .pipeline import Pipeline
 from .runner import Runner, Status
 from .statements import Statements
+from .tokens import Tokens
 
 
 def all_projections(chain: bool = True) -> list:
     """The read models, and the audit chain (not needed in a scratch replay)."""
-    return [Pipeline(), Overview(), Statements()] + ([Chain()] if chain else [])
+    return [Pipeline(), Overview(), Statements(), Tokens()] + ([Chain()] if chain else [])
 
 
-__all__ = ["Chain", "Overview", "Pipeline", "Runner", "Statements", "Status", "all_projections"]
+__all__ = ["Chain", "Overview", "Pipeline", "Runner", "Statements", "Status", "Tokens", "all_projections"]
