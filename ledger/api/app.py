@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import authority
 from ..aggregates import Refused
+from ..application import Result
 from ..commands.models import MAX_LINE_BYTES, Malformed, _one_line, one_line, parse_line
 from ..db import Unavailable, redact
 from ..render import dump
@@ -170,23 +171,11 @@ def create_app(url: str | None = None) -> FastAPI:
                 cmd = parse_line(raw)
             except Malformed as e:
                 cmd = e
-        if not isinstance(cmd, Malformed) and cmd.actor:
-            # Who may submit it is settled before anything is recorded (403 writes nothing).
-            try:
-                on_behalf = authority.Actor.parse(cmd.actor)
-            except ValueError:
-                on_behalf = None  # the ledger refuses it, as `submit` does
-            if on_behalf is not None:
-                try:
-                    authority.may_act_for(actor, on_behalf)
-                    authority.may_submit(on_behalf, cmd.type)
-                except authority.Forbidden as e:
-                    return problem(403, "Forbidden", str(e))
-        elif not isinstance(cmd, Malformed):
-            try:
-                authority.may_submit(actor, cmd.type)
-            except authority.Forbidden as e:
-                return problem(403, "Forbidden", str(e))
+        if isinstance(cmd, Malformed):
+            return answer(Result(1, None, None, "malformed", str(cmd)).as_dict(), 422)
+        denied = forbidden_before(actor, cmd)
+        if denied is not None:
+            return problem(403, TITLES[403], denied)
 
         def run() -> Any:
             with service.ledger(actor) as ledger:
@@ -218,6 +207,24 @@ def create_app(url: str | None = None) -> FastAPI:
     _install_openapi(app)
     app.middleware("http")(access_log)
     return app
+
+
+def forbidden_before(actor: authority.Actor, cmd: Any) -> str | None:
+    """Why the token's actor may not submit this command at all (the
+    envelope's actor, the command type), settled before anything is
+    recorded: a 403 writes nothing. None: the ledger decides the rest."""
+    try:
+        on_behalf = authority.Actor.parse(cmd.actor) if cmd.actor else actor
+    except ValueError:
+        if actor.is_system:
+            return None  # the ledger refuses an unknown actor (409), as `submit` does
+        return f"{actor} may not submit commands as another actor; only system may"
+    try:
+        authority.may_act_for(actor, on_behalf)
+        authority.may_submit(on_behalf, cmd.type)
+    except authority.Forbidden as e:
+        return str(e)
+    return None
 
 
 def _add_query(app: FastAPI, query: Query, service: Service, authenticated: Callable[..., Any], path: str,
