@@ -107,13 +107,20 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+# What `on` takes, as a pattern a generator can use (days past the 28th are
+# accepted too where they exist; the pattern keeps to what always exists).
+ON_PATTERN = (r"^(19[7-9][0-9]|2[01][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+              r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$")
+
+
 def _envelope(type_: str) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
         "Envelope_" + type_,
         __config__=ConfigDict(extra="forbid"),
         id=(str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$", description="idempotency key")),
         type=(Literal[type_], ...),
-        on=(str | None, Field(None, description="effective date or date-time (ISO 8601); default now")),
+        on=(str | None, Field(None, pattern=ON_PATTERN,
+                              description="effective date or date-time (ISO 8601, years 1970-2199); default now")),
         actor=(str | None, Field(None, description="defaults to the token's actor; only system's may differ")),
         data=(DATA_MODELS[type_], ...),
     )
