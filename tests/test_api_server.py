@@ -15,12 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from ledger.aggregates import aggregate_id
 from ledger.service import Ledger
 from ledger.tokens import issue
 
@@ -197,8 +199,7 @@ def test_a_token_revoked_mid_run_fails_from_the_next_request(world: Any) -> None
             statuses.append(client.get("/api/v1/deals", headers=bearer(tokens["partner:acme"])).status_code)
         assert client.get("/api/v1/deals", headers=bearer(tokens["partner:beta"])).status_code == 200
     assert statuses == [200] * 6 + [401] * 6
-    notes = [e for e in h.ledger.app.events.get(__import__("ledger.aggregates", fromlist=["x"]).aggregate_id("deal", "d1"))
-             if type(e).__name__ == "NoteAdded"]
+    notes = [e for e in h.ledger.app.events.get(aggregate_id("deal", "d1")) if type(e).__name__ == "NoteAdded"]
     assert len(notes) == 6 and all(e.token == "partner-acme" for e in notes)
 
 
@@ -237,7 +238,7 @@ def test_graceful_shutdown_finishes_in_flight_commands(h: Harness, tmp_path: Pat
         t.join()
     assert answered and all(s == 200 for s in answered.values())
     with Ledger(h.url, "system") as ledger:
-        notes = [e.text for e in ledger.app.events.get(__import__("ledger.aggregates", fromlist=["x"]).aggregate_id(
+        notes = [e.text for e in ledger.app.events.get(aggregate_id(
             "deal", "d1")) if type(e).__name__ == "NoteAdded"]
         applied = ledger.app.applied_ids(f"g-{n}-{i}" for n in range(4) for i in range(200))
     assert set(answered) <= applied  # every 200 is durable
@@ -281,10 +282,10 @@ def test_two_workers_on_postgresql_apply_every_command_exactly_once(db_url: str,
         assert sorted(applied) == sorted(ids)  # each applied exactly once; the rest duplicate
         assert len(statuses) == 4 * len(ids)
         with Ledger(db_url, "system") as ledger:
-            notes = [e.text for e in ledger.app.events.get(__import__("ledger.aggregates", fromlist=["x"]).aggregate_id(
+            notes = [e.text for e in ledger.app.events.get(aggregate_id(
                 "deal", "d1")) if type(e).__name__ == "NoteAdded"]
             assert sorted(notes) == sorted(ids)
-            row = [r for r in ledger.deals(None, None, None, __import__("datetime").date(2026, 2, 1)) if r["deal"] == "d1"]
+            row = [r for r in ledger.deals(None, None, None, date(2026, 2, 1)) if r["deal"] == "d1"]
             assert row and row[0]["last_action"] == "2026-01-20"
     finally:
         h.close()

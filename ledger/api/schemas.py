@@ -4,7 +4,7 @@ envelope per command type (from the command registry) and the result object."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -132,10 +132,5 @@ def envelope_schema() -> dict[str, Any]:
     from pydantic import TypeAdapter
 
     union = Union[tuple(_envelope(t) for t in DATA_MODELS)]  # type: ignore[valid-type]
-    return TypeAdapter(Annotated_discriminated(union)).json_schema(ref_template="#/components/schemas/{model}")
-
-
-def Annotated_discriminated(union: Any) -> Any:  # noqa: N802 - a type expression
-    from typing import Annotated
-
-    return Annotated[union, Field(discriminator="type")]
+    envelope = Annotated[union, Field(discriminator="type")]
+    return TypeAdapter(envelope).json_schema(ref_template="#/components/schemas/{model}")
