@@ -10,8 +10,9 @@ from .tokens import Tokens
 
 
 def all_projections(chain: bool = True) -> list:
-    """The read models, and the audit chain (not needed in a scratch replay)."""
-    return [Pipeline(), Overview(), Statements(), Tokens()] + ([Chain()] if chain else [])
+    """The read models, the API tokens and the audit chain (the last two not
+    needed in a scratch replay: tokens are always checked against the live ledger)."""
+    return [Pipeline(), Overview(), Statements()] + ([Tokens(), Chain()] if chain else [])
 
 
 __all__ = ["Chain", "Overview", "Pipeline", "Runner", "Statements", "Status", "Tokens", "all_projections"]
