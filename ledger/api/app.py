@@ -13,111 +13,28 @@ multiply caches and connections."""
 
 from __future__ import annotations
 
-import json
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import authority
-from ..aggregates import Refused
 from ..application import Result
-from ..commands.models import MAX_LINE_BYTES, Malformed, _one_line, one_line, parse_line
-from ..db import Unavailable, redact
-from ..render import dump
-from ..service import Ledger
-from ..tokens import Unauthorized, authenticate
+from ..commands.models import Malformed, _one_line, parse_line
+from ..tokens import authenticate
 from . import schemas
+from .problems import (
+    MAX_BODY_BYTES, RESULT_STATUS, TITLES, TooLarge, access_log, answer, install_errors, problem, problem_responses,
+)
 from .routes import QUERIES, Query
+from .service import Service
 
 PREFIX = "/api/v1"
-MAX_BODY_BYTES = MAX_LINE_BYTES  # one command line, as `submit` takes it
 MAX_JSON_DEPTH = 32  # an envelope needs 3; deeper is an attack, refused before parsing
-PROBLEM = "application/problem+json"
-log = logging.getLogger("ledger.access")
-
-
-class TooLarge(Exception):
-    pass
-
-
-class Service:
-    """One worker's ledger, opened on first use and reopened after a database
-    failure, behind a lock (see the module docstring)."""
-
-    def __init__(self, url: str | None) -> None:
-        self.url = url
-        self.lock = threading.Lock()
-        self._ledger: Ledger | None = None
-
-    @contextmanager
-    def ledger(self, actor: authority.Actor | None = None) -> Iterator[Ledger]:
-        with self.lock:
-            if self._ledger is None:
-                self._ledger = Ledger(self.url, "system")
-            ledger = self._ledger
-            ledger.actor = actor or authority.Actor("system")
-            try:
-                yield ledger
-            except (Unavailable, OSError) as e:
-                self._drop()
-                raise Unavailable(str(e)) from None
-            except Exception as e:
-                if _is_database_error(e):
-                    self._drop()
-                    raise Unavailable(f"database error: {redact(str(e)).splitlines()[0] if str(e) else ''}") from None
-                raise
-
-    def _drop(self) -> None:
-        ledger, self._ledger = self._ledger, None
-        if ledger is not None:
-            ledger.close()
-
-    def close(self) -> None:
-        with self.lock:
-            self._drop()
-
-
-def _is_database_error(e: Exception) -> bool:
-    import sqlite3
-
-    import psycopg
-    import psycopg_pool
-    from eventsourcing.persistence import PersistenceError
-
-    return isinstance(e, (sqlite3.Error, PersistenceError, psycopg.Error, psycopg_pool.PoolTimeout))
-
-
-# -- responses -----------------------------------------------------------------------
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    """An RFC 9457 problem details response; `detail` is one bounded line."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": one_line(detail)}
-    return Response(json.dumps(body, ensure_ascii=False), status, headers, media_type=PROBLEM)
-
-
-def answer(value: Any, status: int = 200) -> Response:
-    """The CLI's `--json` rendering of a value, as the body."""
-    return Response(dump(value), status, media_type="application/json")
-
-
-RESULT_STATUS = {"applied": 200, "duplicate": 200, "refused": 409, "conflict": 409, "malformed": 422}
-TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-          413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-          500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-def _problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"description": TITLES[c], "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for c in codes}
 
 
 # -- the application -------------------------------------------------------------------
@@ -156,7 +73,7 @@ def create_app(url: str | None = None) -> FastAPI:
               responses={200: {"model": schemas.Result, "description": "applied or duplicate"},
                          409: {"model": schemas.Result, "description": "refused or conflict"},
                          422: {"model": schemas.Result, "description": "malformed"},
-                         **_problem_responses(401, 403, 413, 503)},
+                         **problem_responses(401, 403, 413, 503)},
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": {"$ref": "#/components/schemas/CommandEnvelope"}}}}})
     async def post_command(request: Request) -> Response:
@@ -194,7 +111,7 @@ def create_app(url: str | None = None) -> FastAPI:
 
     # -- health ------------------------------------------------------------------------
     @app.get("/healthz", summary="200 when the database answers", tags=["health"],
-             responses={200: {"model": schemas.Health}, **_problem_responses(503)})
+             responses={200: {"model": schemas.Health}, **problem_responses(503)})
     async def healthz() -> Response:
         def ping() -> None:
             with service.ledger() as ledger:
@@ -203,7 +120,7 @@ def create_app(url: str | None = None) -> FastAPI:
         await run_in_threadpool(ping)
         return answer({"status": "ok"})
 
-    _install_errors(app)
+    install_errors(app)
     _install_openapi(app)
     app.middleware("http")(access_log)
     return app
@@ -260,7 +177,7 @@ def _add_query(app: FastAPI, query: Query, service: Service, authenticated: Call
     if media is not None:
         responses = {200: {"description": "the answer as a download", "content": {media.split(";")[0]: {
             "schema": {"type": "string"}}}}}
-    responses.update(_problem_responses(401, 403, 409, 422, 503))
+    responses.update(problem_responses(401, 403, 409, 422, 503))
     app.add_api_route(
         PREFIX + path, endpoint, methods=["GET"], summary=query.summary, tags=["queries"],
         responses=responses, openapi_extra={"parameters": _parameters(query.params, path_fields)},
@@ -323,47 +240,6 @@ def json_depth(raw: bytes, limit: int) -> int:
     return deepest
 
 
-def _install_errors(app: FastAPI) -> None:
-    @app.exception_handler(Unauthorized)
-    async def unauthorized(_: Request, e: Unauthorized) -> Response:
-        return problem(401, TITLES[401], str(e), {"WWW-Authenticate": 'Bearer realm="ledger"'})
-
-    @app.exception_handler(authority.Forbidden)
-    async def forbidden(_: Request, e: authority.Forbidden) -> Response:
-        return problem(403, TITLES[403], str(e))
-
-    @app.exception_handler(Refused)
-    async def refused(_: Request, e: Refused) -> Response:
-        return problem(409, TITLES[409], str(e))
-
-    @app.exception_handler(TooLarge)
-    async def too_large(_: Request, e: TooLarge) -> Response:
-        return problem(413, TITLES[413], f"the body is larger than {MAX_BODY_BYTES} bytes")
-
-    @app.exception_handler(Unavailable)
-    async def unavailable(_: Request, e: Unavailable) -> Response:
-        _log_error("database unavailable", e)
-        return problem(503, TITLES[503], "the database is unavailable; try again")
-
-    @app.exception_handler(ValueError)  # also Malformed and KeyError's kin from the service layer
-    async def bad_value(_: Request, e: ValueError) -> Response:
-        return problem(422, TITLES[422], str(e) or type(e).__name__)
-
-    @app.exception_handler(KeyError)
-    async def not_found(_: Request, e: KeyError) -> Response:
-        return problem(422, TITLES[422], str(e.args[0]) if e.args else "not found")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> Response:
-        first = e.errors()[0] if e.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ()))
-        return problem(422, TITLES[422], f"{where}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, e: StarletteHTTPException) -> Response:
-        return problem(e.status_code, TITLES.get(e.status_code, "Error"), str(e.detail), getattr(e, "headers", None))
-
-
 def _install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -389,28 +265,3 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-# -- access log ----------------------------------------------------------------------------
-async def access_log(request: Request, call_next: Callable[[Request], Any]) -> Response:
-    """One JSON line per request on stderr: time, method, path (no query
-    string), status, milliseconds, token name and actor; never a secret. An
-    unexpected error becomes a 500 problem without a trace."""
-    started = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except Exception as e:  # noqa: BLE001 - the last line of defence: no stack trace leaves
-        _log_error("internal error", e)
-        response = problem(500, TITLES[500], "internal error; the ledger is unchanged by a failed request")
-    log.info(json.dumps({
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": request.method,
-        "path": request.url.path[:300], "status": response.status_code,
-        "ms": round((time.perf_counter() - started) * 1000, 2),
-        "token": getattr(request.state, "token", None), "actor": getattr(request.state, "actor", None),
-        "client": request.client.host if request.client else None,
-    }))
-    return response
-
-
-def _log_error(what: str, e: BaseException) -> None:
-    text = redact(str(e)).splitlines()[0] if str(e) else ""
-    log.error(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "error": what,
-                          "type": type(e).__name__, "message": one_line(text, 200)}))
