@@ -405,3 +405,35 @@ def test_mutated_commands_over_http_are_refused_and_write_nothing(api: Api, batc
         note(why)
         _check_hostile(api, hostile.to_json(env, ascii_only).encode("utf-8"), expect, why)
     assert hostile.snapshot(api.h)[0] == before[0]
+
+
+def test_a_query_is_one_entry_in_the_route_table(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new query (here a stand-in for `deal show`) needs only its entry: the
+    route, its parameters in the OpenAPI document and its authority follow."""
+    from pydantic import Field
+
+    from ledger.api import routes
+
+    class DealParams(routes.Params):
+        deal: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")
+
+    def show(ledger: Ledger, p: DealParams) -> Any:
+        rows = [r for r in ledger.deals(None, None, None, p.day, p.known_at) if r["deal"] == p.deal]
+        if not rows:
+            raise KeyError(f"no deal {p.deal!r}")
+        return rows[0]
+
+    entry = routes.Query("/deals/{deal}", "A deal card", DealParams, dict, show)
+    monkeypatch.setattr(routes, "QUERIES", [*routes.QUERIES, entry])
+    monkeypatch.setattr("ledger.api.app.QUERIES", routes.QUERIES)
+    program(h)
+    h.ok(deal("d-1"))
+    token = issue(h.ledger, "partner:beta", "beta")["token"]
+    with TestClient(create_app(h.url)) as client:
+        params = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/deals/{deal}"]["get"]["parameters"]
+        assert {(p["name"], p["in"]) for p in params} == {("deal", "path"), ("as_of", "query"), ("known_at", "query")}
+        system = {"Authorization": f"Bearer {issue(h.ledger, 'system', 'sys')['token']}"}
+        assert client.get("/api/v1/deals/d-1", headers=system).json()["partner"] == "acme"
+        assert_problem(client.get("/api/v1/deals/d-9", headers=system), 404)
+        assert_problem(client.get("/api/v1/deals/d-1"), 401)
+        assert_problem(client.get("/api/v1/deals/d-1", headers={"Authorization": f"Bearer {token}"}), 404)

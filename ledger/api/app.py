@@ -177,7 +177,7 @@ def _add_query(app: FastAPI, query: Query, service: Service, authenticated: Call
     if media is not None:
         responses = {200: {"description": "the answer as a download", "content": {media.split(";")[0]: {
             "schema": {"type": "string"}}}}}
-    responses.update(problem_responses(401, 403, 409, 422, 503))
+    responses.update(problem_responses(401, 403, 404, 409, 422, 503))
     app.add_api_route(
         PREFIX + path, endpoint, methods=["GET"], summary=query.summary, tags=["queries"],
         responses=responses, openapi_extra={"parameters": _parameters(query.params, path_fields)},

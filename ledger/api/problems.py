@@ -76,13 +76,13 @@ def install_errors(app: FastAPI) -> None:
         _log_error("database unavailable", e)
         return problem(503, TITLES[503], "the database is unavailable; try again")
 
-    @app.exception_handler(ValueError)  # also Malformed and KeyError's kin from the service layer
+    @app.exception_handler(ValueError)  # also Malformed
     async def bad_value(_: Request, e: ValueError) -> Response:
         return problem(422, TITLES[422], str(e) or type(e).__name__)
 
-    @app.exception_handler(KeyError)
+    @app.exception_handler(KeyError)  # the service layer's "no such record"
     async def not_found(_: Request, e: KeyError) -> Response:
-        return problem(422, TITLES[422], str(e.args[0]) if e.args else "not found")
+        return problem(404, TITLES[404], str(e.args[0]) if e.args else "not found")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> Response:

@@ -1,7 +1,11 @@
 """The query routes: one entry per query, named and shaped as the CLI's.
 Each entry says its path (under /api/v1), its parameters (a pydantic model:
 fields named as the CLI options, path fields taken from the path), the
-answer's schema and how to ask the ledger. Adding a query is one entry here."""
+answer's schema and how to ask the ledger. Adding a query is one entry here,
+e.g. `Query("/deals/{deal}", "The deal card", DealParams, DealCard, lambda
+ledger, p: ledger.deal(p.deal, ...))`; a download is one more `downloads`
+item (`"xlsx": (media type, render)`). The service layer's KeyError answers
+404, Forbidden 403, Refused 409, ValueError 422."""
 
 from __future__ import annotations
 
