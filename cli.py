@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
@@ -135,20 +134,7 @@ def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
 
 
 # -- output helpers -------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def dump(value: Any) -> str:
-    return json.dumps(_plain(value), ensure_ascii=False)
+from ledger.render import attention_rows, dump, plain as _plain  # noqa: E402 - shared with the HTTP API
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)") -> str:
@@ -440,7 +426,7 @@ def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of
 def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
     """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
     items = _replaying(ctx, known_at).attention(partner, parse_day(as_of), parse_moment(known_at))
-    rows = [{k: v for k, v in i.items() if k != "domain"} for i in items]
+    rows = attention_rows(items)
     emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
 
 
@@ -732,6 +718,61 @@ class _bar:
     def __exit__(self, *exc: Any) -> None:
         if self.bar:
             self.bar.__exit__(*exc)
+
+
+# -- API tokens and the HTTP server ---------------------------------------------------------
+@main.group()
+def token() -> None:
+    """API tokens: each acts as one actor; the ledger keeps only a hash of it."""
+
+
+@token.command("issue")
+@click.option("--actor", required=True, metavar="ACTOR", help="The actor the token acts as (partner:<id>, ...).")
+@click.option("--name", required=True, metavar="NAME", help="A unique name for the token (shown in logs and events).")
+@json_option
+@click.pass_context
+def token_issue(ctx: click.Context, actor: str, name: str) -> None:
+    """Issue a token (vendor manager or system) and print its secret, once."""
+    from ledger.tokens import issue
+
+    out = issue(ctx.find_object(Settings).ledger(), actor, name)
+    emit(ctx, out, lambda: out["token"])
+
+
+@token.command("list")
+@json_option
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """Every token: name, actor, when issued and revoked (never a secret)."""
+    from ledger.tokens import listing
+
+    rows = listing(ctx.find_object(Settings).ledger())
+    emit(ctx, rows, lambda: table(rows, ["name", "actor", "issued_at", "issued_by", "revoked_at", "revoked_by"]))
+
+
+@token.command("revoke")
+@click.argument("name")
+@json_option
+@click.pass_context
+def token_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke a token: its next request answers 401."""
+    from ledger.tokens import revoke
+
+    out = revoke(ctx.find_object(Settings).ledger(), name)
+    emit(ctx, out, lambda: f"revoked {name}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (more than 1 needs PostgreSQL).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (JSON under /api/v1, bearer tokens) until stopped."""
+    from ledger.api.server import serve as run
+
+    run(ctx.find_object(Settings).db, host, port, workers)
 
 
 # -- demo -----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Result:
     type: str | None
     status: str  # applied | duplicate | refused | malformed
     message: str | None = None
+    forbidden: bool = False  # refused by an authority check (HTTP 403), not a business rule
 
     def __post_init__(self) -> None:
         # Reasons echo input: keep every report line one bounded line.
@@ -357,7 +358,7 @@ class LedgerApp(Application):
                 note = self._apply(batch, cmd, submitter)
             except Refused as e:
                 batch.rollback_command()
-                result = Result(line, cmd.id, cmd.type, "refused", str(e))
+                result = Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
             else:
                 result = Result(line, cmd.id, cmd.type, "applied", note)
             seen[cmd.id] = (result.status, result.message)
@@ -391,7 +392,7 @@ class LedgerApp(Application):
         authority.may_act_for(submitter, actor)
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
-        ctx = Context(cmd.id, str(actor), cmd.on or now, now)
+        ctx = Context(cmd.id, str(actor), cmd.on or now, now, submitter.token)
         note = HANDLERS[cmd.type](batch, cmd.data, ctx)
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note

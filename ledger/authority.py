@@ -5,7 +5,7 @@ ownership check that keeps a partner to its own deals, trials and customers."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .aggregates.base import Refused
 
@@ -33,12 +33,23 @@ COMMAND_ROLES: dict[str, frozenset[str]] = {
     "report_usage": frozenset(),
     "sweep": frozenset(),
     "issue_statement": frozenset({"vendor:finance"}),
+    "issue_token": frozenset({"vendor:manager"}),
+    "revoke_token": frozenset({"vendor:manager"}),
 }
+
+
+class Forbidden(Refused):
+    """Beyond the actor's authority (HTTP 403). A `Refused`, so the CLI's exit
+    status (1) and the per-line report stay as for any refusal."""
+
 
 
 @dataclass(frozen=True)
 class Actor:
     name: str
+    # The API token that authenticated this actor (its name), recorded on every
+    # event it causes; not part of the actor's identity.
+    token: str | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> Actor:
@@ -69,19 +80,19 @@ class Actor:
 def may_submit(actor: Actor, command_type: str) -> None:
     if actor.is_system or actor.kind in COMMAND_ROLES.get(command_type, frozenset()):
         return
-    raise Refused(f"{actor} may not {command_type.replace('_', ' ')}")
+    raise Forbidden(f"{actor} may not {command_type.replace('_', ' ')}")
 
 
 def may_act_for(submitter: Actor, actor: Actor) -> None:
     """Only `system` submits lines on behalf of other actors."""
     if actor != submitter and not submitter.is_system:
-        raise Refused(f"{submitter} may not submit commands as {actor}; only system may")
+        raise Forbidden(f"{submitter} may not submit commands as {actor}; only system may")
 
 
 def owner(actor: Actor, partner: str | None, what: str) -> None:
     """A partner acts only on its own records; vendor roles are checked by may_submit."""
     if actor.partner is not None and actor.partner != partner:
-        raise Refused(f"{actor} may not act on {what}: it belongs to another partner")
+        raise Forbidden(f"{actor} may not act on {what}: it belongs to another partner")
 
 
 def reader_scope(actor: Actor, partner: str | None) -> str | None:
@@ -89,14 +100,27 @@ def reader_scope(actor: Actor, partner: str | None) -> str | None:
     if actor.partner is None:
         return partner
     if partner is not None and partner != actor.partner:
-        raise Refused(f"{actor} may not read partner {partner}'s data")
+        raise Forbidden(f"{actor} may not read partner {partner}'s data")
     return actor.partner
 
 
 def may_audit(actor: Actor) -> None:
     """Audits read the whole ledger: vendor roles and system, never a partner."""
     if actor.partner is not None:
-        raise Refused(f"{actor} may not run audits; they read every partner's data")
+        raise Forbidden(f"{actor} may not run audits; they read every partner's data")
+
+
+def may_manage_tokens(actor: Actor) -> None:
+    """Issuing, listing and revoking API tokens is the vendor manager's and system's."""
+    if actor.name not in ("vendor:manager", "system"):
+        raise Forbidden(f"{actor} may not manage API tokens; vendor:manager or system may")
+
+
+def may_issue_token(issuer: Actor, holder: Actor) -> None:
+    """A token acts as its holder: only system hands out system's powers."""
+    may_manage_tokens(issuer)
+    if holder.is_system and not issuer.is_system:
+        raise Forbidden(f"{issuer} may not issue a token for system; only system may")
 
 
 # Rebuilding swaps every reader's tables and replays the whole ledger: the
@@ -105,6 +129,6 @@ REBUILDERS = frozenset({"system", "vendor:finance"})
 
 
 def may_rebuild(actor: Actor) -> None:
-    """Only `system` and `vendor:finance` rebuild projections. Raises Refused."""
+    """Only `system` and `vendor:finance` rebuild projections. Raises Forbidden."""
     if actor.name not in REBUILDERS:
-        raise Refused(f"{actor} may not rebuild projections; only system and vendor:finance may")
+        raise Forbidden(f"{actor} may not rebuild projections; only system and vendor:finance may")

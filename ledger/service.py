@@ -111,7 +111,7 @@ class Ledger:
             self.runner.catch_up()
             return self.sql
         scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(), known_at=known_at).catch_up(self.replay_progress)
+        Runner(self.app, scratch, all_projections(live=False), known_at=known_at).catch_up(self.replay_progress)
         return scratch
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:

@@ -859,6 +859,8 @@ def test_interrupted_rebuild_keeps_live_tables_and_resumes(h: Harness) -> None:
     runner = h.ledger.runner
     assert h.head() > 20
     for name in projection_names(h):
+        if name == "tokens":
+            continue  # it reads only API-token events, none here: its first step reaches the head
         head = h.head()
         live = snapshot(h, (name,))
         before = answers(h)

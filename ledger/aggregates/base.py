@@ -3,7 +3,7 @@ that each event records, and the error a business rule raises."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -34,6 +34,7 @@ class Context:
     actor: str
     at: datetime
     recorded: datetime
+    token: str | None = None  # the API token's name, when the command came through the API
 
     @property
     def day(self) -> date:
@@ -45,6 +46,7 @@ class Context:
             "command_id": self.command_id,
             "at": self.at,
             "timestamp": self.recorded,
+            "token": self.token,
         }
 
 
@@ -63,6 +65,9 @@ class LedgerAggregate(Aggregate):
         actor: str
         command_id: str
         at: datetime
+        # Keyword-only with a default: events stored before it existed decode
+        # without it (the class attribute answers None).
+        token: str | None = field(default=None, kw_only=True)
 
     class Created(Event, Aggregate.Created):
         pass

@@ -14,6 +14,7 @@ from .. import authority
 from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, email_domain
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.customer import normalise_domain
+from ..aggregates.token import Token
 from . import models as m
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -269,6 +270,22 @@ def issue_statement(uow: UnitOfWork, d: m.IssueStatement, ctx: Context) -> str |
     return f"sha256 {d.fingerprint}"
 
 
+def issue_token(uow: UnitOfWork, d: m.IssueToken, ctx: Context) -> str | None:
+    try:
+        holder = authority.Actor.parse(d.actor)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+    authority.may_issue_token(_actor(ctx), holder)
+    uow.add(Token.issue(uow.get(Token, d.name), d.name, str(holder), d.digest, ctx))
+    return None
+
+
+def revoke_token(uow: UnitOfWork, d: m.RevokeToken, ctx: Context) -> str | None:
+    authority.may_manage_tokens(_actor(ctx))
+    _require(uow, Token, d.name).revoke(ctx)
+    return None
+
+
 HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "enroll_partner": enroll_partner,
     "set_commission_rate": set_commission_rate,
@@ -288,6 +305,8 @@ HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
     "report_usage": report_usage,
     "sweep": sweep,
     "issue_statement": issue_statement,
+    "issue_token": issue_token,
+    "revoke_token": revoke_token,
 }
 
 

@@ -177,6 +177,20 @@ class IssueStatement(Data):
     lines: Annotated[int, Field(ge=0)]
 
 
+class IssueToken(Data):
+    """Not a bulk command: `ledger token issue` draws the secret and sends its hash."""
+
+    name: Id
+    actor: Annotated[str, StringConstraints(max_length=140)]
+    digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RevokeToken(Data):
+    """Not a bulk command: `ledger token revoke NAME`."""
+
+    name: Id
+
+
 DATA_MODELS: dict[str, type[Data]] = {
     "enroll_partner": EnrollPartner,
     "set_commission_rate": SetCommissionRate,

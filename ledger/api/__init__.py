@@ -1,0 +1,1 @@
+"""The HTTP API (`ledger serve`): see app.py."""

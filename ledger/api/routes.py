@@ -1,0 +1,117 @@
+"""The query routes: one entry per query, named and shaped as the CLI's.
+Each entry says its path (under /api/v1), its parameters (a pydantic model:
+fields named as the CLI options, path fields taken from the path), the
+answer's schema and how to ask the ledger. Adding a query is one entry here,
+e.g. `Query("/deals/{deal}", "The deal card", DealParams, DealCard, lambda
+ledger, p: ledger.deal(p.deal, ...))`; a download is one more `downloads`
+item (`"xlsx": (media type, render)`). The service layer's KeyError answers
+404, Forbidden 403, Refused 409, ValueError 422."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..render import attention_rows
+from ..service import Ledger
+from . import schemas
+
+PartnerId = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$", description="partner id")
+Month = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+
+
+class Params(BaseModel):
+    """What every query takes: `as_of` (default today) and `known_at`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: date | None = Field(None, description="answer as of this effective date (YYYY-MM-DD, default today)")
+    known_at: datetime | None = Field(None, description="answer as the ledger knew it at this recorded time "
+                                                        "(ISO 8601, UTC if no zone)")
+
+    # The CLI's parsing and messages (`--as-of`, `--known-at`).
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        try:
+            return date.fromisoformat(value) if isinstance(value, str) else value
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not a date (YYYY-MM-DD)") from None
+
+    @field_validator("known_at", mode="before")
+    @classmethod
+    def _moment(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    @property
+    def day(self) -> date:
+        return self.as_of or datetime.now(timezone.utc).date()
+
+
+class OverviewParams(Params):
+    partner: str | None = PartnerId
+    filter: Literal["trial", "active", "closed", "attention"] | None = None
+
+
+class AttentionParams(Params):
+    partner: str | None = PartnerId
+
+
+class DealsParams(Params):
+    partner: str | None = PartnerId
+    stage: Literal["new", "newsletter-subscription", "trial", "closed-won", "closed-lost"] | None = None
+    review: Literal["pending", "accepted", "denied"] | None = None
+    summary: bool = Field(False, description="counts by stage and review instead of rows")
+
+
+class StatementParams(Params):
+    partner: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$", description="partner id")
+    month: str = Month
+
+
+def _deals(ledger: Ledger, p: DealsParams) -> Any:
+    from ..projections.pipeline import summary
+
+    rows = ledger.deals(p.partner, p.stage, p.review, p.day, p.known_at)
+    return summary(rows) if p.summary else rows
+
+
+def _statement_csv(st: dict[str, Any]) -> str:
+    from cli import statement_csv  # the CLI's --csv, one implementation
+
+    return statement_csv(st)
+
+
+@dataclass(frozen=True)
+class Query:
+    path: str  # under /api/v1; {name} segments are fields of `params`
+    summary: str
+    params: type[Params]
+    answer: Any  # the 200 body's schema
+    ask: Callable[[Ledger, Any], Any]
+    # Other renderings of the same answer at path + "." + suffix: suffix -> (media type, render).
+    downloads: dict[str, tuple[str, Callable[[Any], str | bytes]]] = field(default_factory=dict)
+
+
+QUERIES: list[Query] = [
+    Query("/overview", "The customer overview (ledger overview --json)", OverviewParams, list[schemas.OverviewRow],
+          lambda ledger, p: ledger.overview(p.partner, p.filter, p.day, p.known_at)),
+    Query("/attention", "What needs attention (ledger attention --json)", AttentionParams,
+          list[schemas.AttentionItem],
+          lambda ledger, p: attention_rows(ledger.attention(p.partner, p.day, p.known_at))),
+    Query("/deals", "The deal pipeline (ledger deals --json)", DealsParams,
+          list[schemas.DealRow] | schemas.DealSummary, _deals),
+    Query("/statements/{partner}/{month}", "A commission statement (ledger statement --json)", StatementParams,
+          schemas.Statement, lambda ledger, p: ledger.statement(p.partner, p.month, p.known_at, p.day),
+          downloads={"csv": ("text/csv; charset=utf-8", _statement_csv)}),
+]

@@ -1,0 +1,36 @@
+"""The machine-readable rendering of query answers, shared by the CLI's
+`--json` and the HTTP API so both print the same JSON: money as decimal
+strings, dates and times in ISO 8601. Standard library only (the CLI's
+`--help` stays quick)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def plain(value: Any) -> Any:
+    """`value` with Decimals as strings and dates/times as ISO 8601 strings,
+    recursively through dicts, lists and tuples (a JSON-ready copy)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def dump(value: Any) -> str:
+    """`value` as one line of JSON text (UTF-8 characters kept as they are)."""
+    return json.dumps(plain(value), ensure_ascii=False)
+
+
+def attention_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attention items as shown: code, subject, partner, reason (the domain
+    they were counted by stays internal)."""
+    return [{k: v for k, v in i.items() if k != "domain"} for i in items]
