@@ -7,6 +7,7 @@ from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
+from ..identity import registrable_domain
 from .base import Context, LedgerAggregate, Refused
 
 
@@ -63,4 +64,16 @@ class Partner(LedgerAggregate):
         return self.rates[max(i - 1, 0)][1]
 
     def owns_domain(self, domain: str) -> bool:
-        return any(domain == d or domain.endswith("." + d) for d in self.domains)
+        """Whether a customer domain (as `ledger.identity.customer_domain` gives
+        it) is one of the partner's own: its enrolled domains compared by the
+        same identity, so `mail.acme.fi` is acme's when acme enrolled `acme.fi`
+        (also for partners enrolled before domains were stored registrable)."""
+        mine = _identity(domain) or domain
+        return any(mine in (d, _identity(d)) for d in self.domains)
+
+
+def _identity(domain: str) -> str | None:
+    try:
+        return registrable_domain(domain)
+    except ValueError:
+        return None
