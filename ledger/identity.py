@@ -97,10 +97,14 @@ def registrable_domain(text: str) -> str:
     """The customer a host name stands for: its registrable domain by the
     Public Suffix List (ICANN and private sections), in canonical ASCII form.
 
-    Raises ValueError when the text is no host name, or is itself a public
-    suffix (`co.uk`, `github.io`), which names no one company."""
+    Raises ValueError when the text is no host name, its top-level domain is
+    not on the list (`x.local`, `x.test`: no company's mail), or it is itself
+    a public suffix (`co.uk`, `github.io`), which names no one company."""
     host = host_name(text)
-    domain = _psl().privatesuffix(host)
+    psl = _psl()
+    if psl.publicsuffix(host, accept_unknown=False) is None:
+        raise ValueError(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
+    domain = psl.privatesuffix(host, accept_unknown=False)
     if domain is None:
         raise ValueError(f"{host} is a public suffix, not one company's domain")
     return domain
