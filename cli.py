@@ -485,7 +485,9 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     if not partner or not month:
         raise click.UsageError("give --partner and --month (YYYY-MM)")
     _check_month(month)
-    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
+    from ledger.projections.statements import printable  # money with its currency's minor units
+
+    st = printable(ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of)))
     if as_csv:
         click.echo(statement_csv(st), nl=False)
         return
@@ -785,7 +787,9 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
                                                        "activities_90d", "attention"]))
     s = pipeline_summary(ledger.deals(None, None, None, today))
     click.echo("\nDeal pipeline, all partners: " + ", ".join(f"{k} {v}" for k, v in s["by_stage"].items() if v))
-    click.echo("\n" + statement_text(ledger.statement(p, month)))
+    from ledger.projections.statements import printable
+
+    click.echo("\n" + statement_text(printable(ledger.statement(p, month))))
     click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
                f"      ledger statement --partner {p} --month {month} --csv")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from .. import authority
+from .. import authority, money
 from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay
 from ..aggregates.base import Context, LedgerAggregate
 from ..identity import customer_domain, registrable_domain
@@ -293,7 +293,7 @@ def _registrable_or_none(domain: str) -> str | None:
 def renew_subscription(uow: UnitOfWork, d: m.RenewSubscription, ctx: Context) -> str | None:
     sub = _require(uow, Subscription, d.subscription)
     sub.renew(ctx)
-    return f"charge {sub.latest.number}: {sub.latest.amount} {sub.currency}"
+    return f"charge {sub.latest.number}: {money.format_money(sub.latest.amount, sub.currency)} {sub.currency}"
 
 
 def cancel_subscription(uow: UnitOfWork, d: m.CancelSubscription, ctx: Context) -> str | None:
