@@ -382,3 +382,34 @@ def test_registrable_domain_needs_no_network(monkeypatch: pytest.MonkeyPatch) ->
     money.currencies.cache_clear()
     assert customer_domain("x@www.example.co.uk") == "example.co.uk"
     money.check_currency("EUR")
+
+
+# -- through the command line: what is printed ----------------------------------------------------------
+def test_cli_case_12_prints_minor_units_in_table_csv_and_json_and_xyz_exits_2(db_url: str, tmp_path: Path) -> None:
+    from .test_cli import Cli
+
+    cli = Cli(db_url, tmp_path)
+    r = cli("--as", "system", "--json", "submit", str(CASES / "12-money-and-currency.jsonl"))
+    assert r.code == 2, str(r)  # a malformed line (currency XYZ)
+    (s2,) = [x for x in r.jsonl() if x.get("line") == 6]
+    assert s2["status"] == "malformed" and "XYZ" in s2["reason"]
+    month = ["statement", "--partner", "acme", "--month", "2026-03"]
+    as_json, as_csv, as_text = cli.many([*month, "--json"], [*month, "--csv"], month)
+    line = [ln for ln in as_json.json()["lines"] if ln["day"] == "2026-03-02"][0]
+    assert (line["amount"], line["commission"], line["vendor_share"]) == ("12000.00", "2400.00", "9600.00")
+    assert as_json.json()["totals"]["EUR"]["amount"].endswith(".00")
+    assert ",12000.00,EUR," in as_csv.out
+    assert "12000.00" in as_text.out and "EUR: amount " in as_text.out
+
+
+def test_cli_duplicate_report_never_names_the_other_partner(db_url: str, tmp_path: Path) -> None:
+    from .test_cli import Cli
+
+    cli = Cli(db_url, tmp_path)
+    r = cli("--as", "system", "submit", str(CASES / "05-subdomains.jsonl"))
+    assert r.code == 1, str(r)  # a-3 is refused (acme's own domain)
+    beta_lines = [ln for ln in r.out.splitlines() if "b-2" in ln or "b-3" in ln]
+    assert beta_lines and all("protected by another partner until 2026-05-02" in ln for ln in beta_lines), r.out
+    assert not any("acme" in ln for ln in beta_lines), r.out
+    deals = cli.ok("--as", "partner:beta", "deals", "--as-of", "2026-02-10", "--json").json()
+    assert {d["deal"] for d in deals} == {"b-2", "b-3"} and "acme" not in repr(deals)
