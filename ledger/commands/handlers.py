@@ -206,11 +206,9 @@ def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
         uow, d.partner, d.customer_email, d.customer_name, ctx, "trials", (Trial, d.trial))
     if customer.is_paying:
         raise Refused(f"{domain} already has an active subscription; no trial needed")
-    protecting = _live_protection(uow, customer, ctx)
-    if protecting is not None and protecting.partner != d.partner:
-        raise Refused(
-            f"{domain} is protected by another partner's deal until {protecting.protected_until}"
-        )
+    claimed_until = _claimed_by_other(uow, customer, d.partner, ctx)
+    if claimed_until is not None:  # another partner's deal or running trial holds it
+        raise Refused(f"{domain} is protected by another partner until {claimed_until}")
     if customer.trial:
         running = _require(uow, Trial, customer.trial)
         if running.runs_on(ctx.day):
