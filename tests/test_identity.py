@@ -24,6 +24,13 @@ CASES = Path(__file__).parent / "cases"
 TODAY = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)  # the real clock: case dates are in the past
 
 
+@pytest.fixture(autouse=True)
+def _ledger_clock_today(request: pytest.FixtureRequest) -> None:
+    """The ledger's clock at the real today, so every effective date here is in the past."""
+    if "h" in request.fixturenames:
+        request.getfixturevalue("h").clock.current = TODAY
+
+
 def submit_case(h: Harness, name: str) -> dict[str, Any]:
     """Submit a shared case file as `ledger submit` does; results by command id."""
     h.clock.current = TODAY
