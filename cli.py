@@ -488,7 +488,8 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     _check_month(month)
     from ledger.projections.statements import printable  # money with its currency's minor units
 
-    st = printable(ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of)))
+    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
+    st = printable(st)
     if as_csv:
         click.echo(statement_csv(st), nl=False)
         return

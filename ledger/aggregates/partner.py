@@ -7,7 +7,6 @@ from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
-from ..identity import registrable_domain
 from .base import Context, LedgerAggregate, Refused
 
 
@@ -73,6 +72,8 @@ class Partner(LedgerAggregate):
 
 
 def _identity(domain: str) -> str | None:
+    from ..identity import registrable_domain  # here: ledger.identity imports the aggregates package
+
     try:
         return registrable_domain(domain)
     except ValueError:
