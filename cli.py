@@ -185,7 +185,8 @@ FIELD_HELP = {
     "stage": "new, newsletter-subscription or trial.", "text": "The note's text.",
     "billing": "credit-card, invoice or partner.", "order_number": "Order number (required for invoice).",
     "trial": "Trial id (chosen by you).", "days": "Trial length in days (default 14, at most 30).",
-    "subscription": "Subscription id (chosen by you).", "customer_domain": "The customer's email domain.",
+    "subscription": "Subscription id (chosen by you).",
+    "customer_domain": "The customer's domain (www.example.fi is example.fi); with --deal, the deal's.",
     "plan": "Plan name.", "amount": "Amount as a decimal, e.g. 1200.00.", "currency": "ISO 4217 code, e.g. EUR.",
     "period": "monthly or yearly.", "users": "Number of users.", "framework": "Main framework, e.g. ISO 27001.",
     "progress": "Framework progress, 0-100.", "activities": "Activities on the day.",
@@ -471,7 +472,10 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     if not partner or not month:
         raise click.UsageError("give --partner and --month (YYYY-MM)")
     _check_month(month)
+    from ledger.projections.statements import printable  # money with its currency's minor units
+
     st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
+    st = printable(st)
     if as_csv:
         click.echo(statement_csv(st), nl=False)
         return
@@ -827,7 +831,9 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
                                                        "activities_90d", "attention"]))
     s = pipeline_summary(ledger.deals(None, None, None, today))
     click.echo("\nDeal pipeline, all partners: " + ", ".join(f"{k} {v}" for k, v in s["by_stage"].items() if v))
-    click.echo("\n" + statement_text(ledger.statement(p, month)))
+    from ledger.projections.statements import printable
+
+    click.echo("\n" + statement_text(printable(ledger.statement(p, month))))
     click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
                f"      ledger statement --partner {p} --month {month} --csv")
 

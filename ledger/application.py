@@ -26,6 +26,7 @@ from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
+from .identity import guess_customer_domain
 from .db import Database, Sql, Unavailable, redact
 from .persistence import OUTCOMES
 
@@ -127,14 +128,12 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     query of its own later)."""
     data = vars(cmd.data)  # the model's fields (getattr of an absent field raises inside pydantic: slow)
     ids = [aggregate_id(cls.KIND, data[field]) for field, cls in _KEY_FIELDS if isinstance(data.get(field), str)]
-    domain = data.get("customer_domain")
-    email = data.get("customer_email")
-    if email:
-        domain = email.rpartition("@")[2].strip().lower()
+    given = data.get("customer_email") or data.get("customer_domain")
+    domain = guess_customer_domain(given) if isinstance(given, str) else None  # the handlers' identity
     if domain:
-        ids.append(aggregate_id(Customer.KIND, domain.strip().lower()))
+        ids.append(aggregate_id(Customer.KIND, domain))
         if cmd.type == "report_usage" and cmd.on is not None:
-            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain.strip().lower(), cmd.on.date())))
+            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain, cmd.on.date())))
     return ids
 
 

@@ -18,6 +18,7 @@ from . import authority
 from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
 from .commands.models import Command, IssueStatement
 from .db import Database
+from .identity import host_name, registrable_domain
 from .projections import Runner, Statements, statements
 from .chain import GENESIS, HEAD, LINKS, link
 from .projections.overview import ACTIVITY_WINDOW_DAYS
@@ -147,8 +148,11 @@ class Audit:
     # -- explain -------------------------------------------------------------------
     def explain_customer(self, domain: str, as_of: date) -> list[dict[str, Any]]:
         """The events behind an overview row: the customer, its trials,
-        subscriptions and deals, and its usage in the activity window."""
+        subscriptions and deals, and its usage in the activity window.
+        `domain` is any host or email of the customer (`www.Example.FI` is
+        `example.fi`, by ledger.identity)."""
         sql = self.ledger.reader()
+        domain = self._customer_key(domain)
         aggs = [aggregate_id(Customer.KIND, domain)]
         for table in ("ov_trials", "ov_subscriptions"):
             aggs += [UUID(r[0]) for r in sql.all(f"SELECT agg FROM {table} WHERE domain = ?", [domain])]
@@ -159,6 +163,19 @@ class Audit:
         for (day,) in [d for d in days if d[0] > since] + latest:
             aggs.append(aggregate_id(UsageDay.KIND, f"{domain}/{day}"))
         return self._render(self.app.notifications_of(dict.fromkeys(aggs)))
+
+    def _customer_key(self, text: str) -> str:
+        """The customer a given domain names: its registrable domain, unless
+        the ledger knows a customer by the exact host (recorded under an
+        earlier identity rule, which events keep)."""
+        try:
+            host = host_name(text.rpartition("@")[2])
+            domain = registrable_domain(host)
+        except ValueError:
+            return text
+        if host != domain and self.app.get(Customer, host) is not None:
+            return host
+        return domain
 
     def explain_item(self, code: str, subject: str, as_of: date) -> list[dict[str, Any]]:
         """The events behind an attention item (a deal, trial, subscription or customer)."""

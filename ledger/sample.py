@@ -70,7 +70,7 @@ def iter_generate(seed: int = 7, partners: int = 4, deals: int = 40, end: date |
         pid = name.lower().replace(" ", "-").replace("é", "e")
         partner_ids.append(pid)
         rate = rng.choice(["0.15", "0.20", "0.20", "0.25", "0.30"])
-        plan.add(plan.start, "enroll_partner", manager, partner=pid, name=name, domain=f"{pid}.example",
+        plan.add(plan.start, "enroll_partner", manager, partner=pid, name=name, domain=f"{pid}.eu",
                  commission_rate=rate)
         if rng.random() < 0.5:  # a rate change mid-way: statements must use the rate of each charge's date
             plan.add(plan.day_between(plan.start + timedelta(days=90), plan.end), "set_commission_rate", manager,
@@ -103,7 +103,7 @@ def iter_generate(seed: int = 7, partners: int = 4, deals: int = 40, end: date |
         contact = rng.choice(FIRST)
         if rng.random() < 0.03:  # a partner registering with its own email: refused
             plan.add(reg, "register_deal", actor, deal=deal + "-own", partner=pid, customer_name=company,
-                     contact_name=contact, customer_email=f"sales@{pid}.example")
+                     contact_name=contact, customer_email=f"sales@{pid}.eu")
         plan.add(reg, "register_deal", actor, deal=deal, partner=pid, customer_name=company, contact_name=contact,
                  customer_email=f"{contact.lower()}@{domain}", note=rng.choice([None, "met at a NIS2 webinar"]))
         if duplicate:
@@ -112,7 +112,8 @@ def iter_generate(seed: int = 7, partners: int = 4, deals: int = 40, end: date |
         if fate < 0.06:
             plan.add(day + timedelta(days=rng.randint(1, 4)), "deny_deal", manager, deal=deal, reason="invalid-lead")
             continue
-        if reg < plan.end - timedelta(days=8) or rng.random() < 0.5:
+        accepted = reg < plan.end - timedelta(days=8) or rng.random() < 0.5
+        if accepted:
             plan.add(day + timedelta(days=rng.randint(1, 6)), "accept_deal", manager, deal=deal)
         if fate < 0.14:
             continue  # goes quiet: its protection lapses after 90 days
@@ -141,6 +142,8 @@ def iter_generate(seed: int = 7, partners: int = 4, deals: int = 40, end: date |
             continue  # still open
         billing = rng.choices(["credit-card", "invoice", "partner"], weights=[5, 3, 2])[0]
         order = f"PO-{seed}-{k}" if billing == "invoice" else None
+        if not accepted:  # a deal is won only once the vendor accepted it
+            plan.add(day, "accept_deal", manager, deal=deal)
         plan.add(day, "win_deal", actor, deal=deal, billing=billing, order_number=order)
         if rng.random() < 0.08:
             continue  # won, but nobody recorded the subscription yet

@@ -164,6 +164,11 @@ def deal(id_: str, partner: str = "acme", email: str = "jane@example.fi", on: st
                customer_name=name, contact_name="Jane Doe", customer_email=email, **extra)
 
 
+def accept(id_: str, on: str | None = None) -> dict[str, Any]:
+    """The vendor accepts a deal (a deal is won only once accepted)."""
+    return cmd("accept_deal", on=on, actor="vendor:manager", deal=id_)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.write_line(

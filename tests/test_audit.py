@@ -18,9 +18,9 @@ from ledger.chain import GENESIS, link
 from ledger.db import Database, Unavailable
 from ledger.service import Ledger
 
-from .conftest import Harness, cmd, deal, program
 from .test_cli import Cli, assert_one_line_error, run
 from .test_reliability import command_file, ledger_process, run_ledger
+from .conftest import Harness, accept, cmd, deal, program
 
 AS_OF = date(2026, 4, 15)
 
@@ -30,6 +30,7 @@ def subscription_program(h: Harness) -> None:
     program(h)
     h.ok(
         deal("d-1", on="2026-01-10"),
+        accept("d-1", on="2026-01-12"),
         cmd("win_deal", on="2026-02-01", actor="partner:acme", deal="d-1", billing="credit-card"),
         cmd("start_subscription", on="2026-02-03", actor="vendor:manager", subscription="s-1",
             customer_domain="example.fi", plan="team", amount="390.00", currency="EUR", period="monthly",

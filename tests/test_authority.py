@@ -14,7 +14,7 @@ from ledger.aggregates import Refused
 from ledger.audit import Audit
 from ledger.service import Ledger
 
-from .conftest import Harness, cmd, deal, program
+from .conftest import Harness, accept, cmd, deal, program
 
 ACTORS = ["partner:acme", "partner:beta", "vendor:manager", "vendor:finance", "system"]
 OWNER, OTHER, MANAGER, FINANCE, SYSTEM = ACTORS
@@ -33,7 +33,7 @@ def commands(i: int) -> dict[str, dict[str, Any]]:
         "deny_deal": cmd("deny_deal", on="2026-02-02", deal=d, reason="invalid-lead"),
         "move_deal": cmd("move_deal", on="2026-02-02", deal=d, stage="trial"),
         "add_deal_note": cmd("add_deal_note", on="2026-02-02", deal=d, text="hello"),
-        "win_deal": cmd("win_deal", on="2026-02-02", deal=d, billing="credit-card"),
+        "win_deal": cmd("win_deal", on="2026-02-02", deal=f"v{i}", billing="credit-card"),
         "lose_deal": cmd("lose_deal", on="2026-02-02", deal=d),
         "start_trial": cmd("start_trial", on="2026-02-02", trial=f"n{i}", partner="acme", customer_name="N Oy",
                            customer_email=f"n@n{i}.fi"),
@@ -67,10 +67,13 @@ def setup_case(h: Harness, i: int) -> None:
         cmd("start_trial", on="2026-02-01", actor="partner:acme", trial=f"t{i}", partner="acme",
             customer_name=f"C{i} Oy", customer_email=f"a@c{i}.fi"),
         deal(f"w{i}", email=f"a@w{i}.fi", name=f"W{i} Oy", on="2026-01-10"),
+        accept(f"w{i}", on="2026-01-12"),
         cmd("win_deal", on="2026-01-15", actor="partner:acme", deal=f"w{i}", billing="credit-card"),
         cmd("start_subscription", on="2026-01-16", actor="vendor:manager", subscription=f"s{i}",
             customer_domain=f"w{i}.fi", plan="team", amount="100.00", currency="EUR", period="monthly",
             billing="credit-card", deal=f"w{i}"),
+        deal(f"v{i}", email=f"a@v{i}.fi", name=f"V{i} Oy", on="2026-01-10"),  # accepted: one to win
+        accept(f"v{i}", on="2026-01-12"),
     )
 
 
@@ -138,7 +141,7 @@ def test_every_query_against_every_actor(h: Harness) -> None:
                 if name != "statement":
                     assert seen[(name, None)] == mine  # no --partner: scoped to its own
                     assert all(r["partner"] == me for r in mine), (actor, name)
-            assert {r["deal"] for r in seen[("deals", me)]} == ({"d1", "w1"} if me == "acme" else {"b1"})
+            assert {r["deal"] for r in seen[("deals", me)]} == ({"d1", "v1", "w1"} if me == "acme" else {"b1"})
         else:
             assert seen["audit"] == ("allowed" if actor in (FINANCE, SYSTEM, MANAGER) else "refused")
             assert {r["partner"] for r in seen[("deals", None)]} == {"acme", "beta"}

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from ledger.aggregates import Deal, Refused, aggregate_id
 from ledger.commands.models import Malformed
 
-from .conftest import Harness, cmd, deal, program
+from .conftest import Harness, accept, cmd, deal, program
 
 # -- settings -------------------------------------------------------------------------------
 # One database per test function: many examples go into the same database and
@@ -78,7 +78,8 @@ def world(h: Harness) -> None:
     program(h)
     h.ok(*[deal(f"d-{x}", email=f"c@{x}.fi", name=f"{x.title()} Oy", on="2026-01-10") for x in DEAL_TARGETS],
          deal("d-won", email="c@won.fi", name="Won Oy", on="2026-01-10"))
-    h.ok(cmd("win_deal", on="2026-01-20", actor="partner:acme", deal="d-won", billing="credit-card"),
+    h.ok(accept("d-won", on="2026-01-12"), accept("d-win", on="2026-01-12"),  # a deal is won once accepted
+         cmd("win_deal", on="2026-01-20", actor="partner:acme", deal="d-won", billing="credit-card"),
          cmd("start_subscription", on="2026-01-21", actor="vendor:manager", subscription="s-1",
              customer_domain="won.fi", plan="pro", amount="100.00", currency="EUR", period="monthly",
              billing="credit-card", deal="d-won"),

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.aggregates import Deal, Partner, Refused, Subscription, Trial, email_domain
+from ledger.aggregates import Deal, Partner, Refused, Subscription, Trial
 from ledger.aggregates.base import Context
 from ledger.aggregates.subscription import add_months
+from ledger.identity import customer_domain
 from ledger.projections.statements import commission
 
 
@@ -34,13 +35,13 @@ def replay(agg):
 
 
 def test_email_domain_recognises_the_company() -> None:
-    assert email_domain("Jane.Doe@Example.FI") == "example.fi"
-    assert email_domain("léa@société.fr") == "xn--socit-esab.fr"
+    assert customer_domain("Jane.Doe@Example.FI") == "example.fi"
+    assert customer_domain("léa@société.fr") == "xn--socit-esab.fr"
     with pytest.raises(Refused, match="free-mail"):
-        email_domain("x@hotmail.com")
+        customer_domain("x@hotmail.com")
     for bad in ("jane", "jane@", "@example.fi", "a@b", "a b@example.fi", "a..b@example.fi"):
         with pytest.raises(ValueError):
-            email_domain(bad)
+            customer_domain(bad)
 
 
 def test_protection_runs_90_days_from_the_last_action() -> None:
@@ -49,6 +50,7 @@ def test_protection_runs_90_days_from_the_last_action() -> None:
     assert d.protects(date(2026, 4, 9)) and not d.protects(date(2026, 4, 10))
     d.add_note("call", ctx("2026-02-01"))
     assert d.protected_until == date(2026, 5, 2)
+    d.accept(ctx("2026-02-02", "vendor:manager"))
     d.win("credit-card", None, ctx("2026-03-01"))
     assert d.protected_until is None  # closed deals no longer protect
 
@@ -67,6 +69,9 @@ def test_stage_rules() -> None:
     with pytest.raises(Refused, match="forward"):
         d.move("new", ctx("2026-01-11"))
     d.move("trial", ctx("2026-01-11"))  # skipping a stage is allowed
+    with pytest.raises(Refused, match="pending review"):
+        d.win("credit-card", None, ctx("2026-01-12"))  # only an accepted deal can be won
+    d.accept(ctx("2026-01-12", "vendor:manager"))
     with pytest.raises(Refused, match="order number"):
         d.win("invoice", " ", ctx("2026-01-12"))
     d.lose(None, ctx("2026-01-12"))

@@ -572,7 +572,7 @@ def test_attention_deal_pending_review(h: Harness) -> None:
 def test_attention_protection_lapsing(h: Harness) -> None:
     program(h)
     h.ok(deal("d-1", on="2026-01-10"),                                          # protected until 2026-04-10
-         deal("d-2", email="x@won.fi", on="2026-01-10"),
+         deal("d-2", email="x@won.fi", on="2026-01-10"), cmd("accept_deal", on="2026-01-11", deal="d-2"),
          cmd("win_deal", on="2026-01-12", actor="partner:acme", deal="d-2", billing="credit-card"),
          deal("d-3", partner="beta", email="y@denied.fi", on="2026-01-10"),
          cmd("deny_deal", on="2026-01-11", deal="d-3", reason="invalid-lead"))
@@ -625,7 +625,7 @@ def test_attention_customer_inactive(h: Harness) -> None:
     program(h)
     h.ok(*won_sub("s-1", "c.fi", on="2026-01-05", period="yearly", registered="2026-01-02"),
          cmd("start_subscription", on="2026-01-06", subscription="s-2", customer_domain="c.fi", plan="extra",
-             amount="10.00", currency="EUR", period="yearly", billing="credit-card", deal="d-s-1"))
+             amount="10.00", currency="EUR", period="yearly", billing="credit-card"))  # a deal has one at most
     h.ok(usage("c.fi", "2026-03-01", activities=2), usage("c.fi", "2026-03-20", users=7))
     assert flagged(h, "customer-inactive", "2026-03-30") == []          # 2026-03-01 is 29 days back
     assert flagged(h, "customer-inactive", "2026-03-31") == ["c.fi"]    # 30 days back; once per customer

@@ -2,7 +2,7 @@
 
 from .base import Context, LedgerAggregate, Refused, aggregate_id
 from .command import CommandRecord
-from .customer import Customer, UsageDay, email_domain, normalise_domain
+from .customer import Customer, UsageDay
 from .deal import Deal
 from .partner import Partner
 from .statement import IssuedStatement
@@ -11,5 +11,5 @@ from .trial import Trial
 
 __all__ = [
     "CommandRecord", "Context", "Customer", "Deal", "IssuedStatement", "LedgerAggregate", "Partner",
-    "Refused", "Subscription", "Trial", "UsageDay", "aggregate_id", "email_domain", "normalise_domain",
+    "Refused", "Subscription", "Trial", "UsageDay", "aggregate_id",
 ]

@@ -1,58 +1,14 @@
-"""Customer: one per email domain. It is how the ledger recognises a company, and
-the single place that knows who protects the domain and whether it already
+"""Customer: one per registrable domain (ledger/identity.py decides which). It
+is how the ledger recognises a company, and the single place that knows who protects the domain and whether it already
 pays, so duplicate and existing-customer detection is one optimistic-concurrency
 check on one aggregate, saved atomically with the deal, trial or subscription."""
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
 from .base import Context, LedgerAggregate, Refused
-
-# Free-mail providers cannot identify a company, so a deal or trial on them is refused.
-FREE_MAIL_DOMAINS = frozenset(
-    """
-    gmail.com googlemail.com yahoo.com yahoo.fr yahoo.de yahoo.co.uk ymail.com
-    hotmail.com hotmail.fr hotmail.de hotmail.co.uk outlook.com outlook.fr outlook.de
-    live.com live.fr live.de msn.com icloud.com me.com mac.com aol.com aol.de
-    gmx.de gmx.net gmx.at gmx.ch gmx.com web.de t-online.de freenet.de posteo.de
-    mailbox.org proton.me protonmail.com protonmail.ch tutanota.com tuta.io
-    mail.com email.com zoho.com yandex.com yandex.ru mail.ru inbox.ru qq.com 163.com
-    126.com orange.fr wanadoo.fr free.fr laposte.net sfr.fr neuf.fr bbox.fr
-    suomi24.fi luukku.com bluewin.ch libero.it virgilio.it seznam.cz wp.pl o2.pl
-    """.split()
-)
-
-_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_LOCAL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")  # \w: internationalised addresses too
-
-
-def normalise_domain(text: str) -> str:
-    domain = text.strip().lower().rstrip(".")
-    if not domain.isascii():
-        try:  # internationalised domains are kept in their ASCII (punycode) form
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValueError(f"not a valid domain: {text!r}") from None
-    if not _DOMAIN.fullmatch(domain):
-        raise ValueError(f"not a valid domain: {text!r}")
-    return domain
-
-
-def email_domain(email: str) -> str:
-    """The company domain of an email address; refuses what cannot identify one."""
-    local, at, domain = email.strip().rpartition("@")
-    if not at or not _LOCAL.fullmatch(local) or local.startswith(".") or ".." in local:
-        raise ValueError(f"not a valid email address: {email!r}")
-    domain = normalise_domain(domain)
-    if domain in FREE_MAIL_DOMAINS:
-        raise Refused(
-            f"{domain} is a free-mail domain and cannot identify a company; "
-            "use the customer's company email"
-        )
-    return domain
 
 
 class Customer(LedgerAggregate):

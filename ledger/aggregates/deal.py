@@ -159,7 +159,12 @@ class Deal(LedgerAggregate):
         self._trigger(self.NoteAdded, ctx, text=text)
 
     def win(self, billing: str, order_number: str | None, ctx: Context) -> None:
+        """Close the deal won. Only a deal the vendor accepted can be won: its
+        commission rests on the vendor's review (SPEC: pending "until the
+        vendor marks it accepted"), so a pending deal is refused."""
         self._require_open()
+        if self.review != "accepted":
+            raise Refused(f"deal {self.deal} is {self.review} review; the vendor must accept it before it is won")
         if billing not in BILLING_OPTIONS:
             raise Refused(f"billing must be one of {', '.join(BILLING_OPTIONS)}")
         if billing == "invoice" and not (order_number and order_number.strip()):

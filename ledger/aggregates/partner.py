@@ -63,4 +63,18 @@ class Partner(LedgerAggregate):
         return self.rates[max(i - 1, 0)][1]
 
     def owns_domain(self, domain: str) -> bool:
-        return any(domain == d or domain.endswith("." + d) for d in self.domains)
+        """Whether a customer domain (as `ledger.identity.customer_domain` gives
+        it) is one of the partner's own: its enrolled domains compared by the
+        same identity, so `mail.acme.fi` is acme's when acme enrolled `acme.fi`
+        (also for partners enrolled before domains were stored registrable)."""
+        mine = _identity(domain) or domain
+        return any(mine in (d, _identity(d)) for d in self.domains)
+
+
+def _identity(domain: str) -> str | None:
+    from ..identity import registrable_domain  # here: ledger.identity imports the aggregates package
+
+    try:
+        return registrable_domain(domain)
+    except ValueError:
+        return None

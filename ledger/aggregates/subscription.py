@@ -4,26 +4,24 @@
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from .. import money
 from .base import Context, LedgerAggregate, Refused
 from .deal import BILLING_OPTIONS
 
 PERIODS = ("monthly", "yearly")
-CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("1000000000")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-def check_money(amount: Decimal, what: str = "amount") -> Decimal:
-    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
-        raise Refused(f"{what} must be a positive amount below {MAX_AMOUNT}, not {amount}")
-    if amount != amount.quantize(CENT):
-        raise Refused(f"{what} has more than two decimals (cents): {amount}")
-    return amount
+def check_money(amount: Decimal, currency: str, what: str = "amount") -> Decimal:
+    """`amount` if it is a positive amount in `currency`'s minor units
+    (ledger/money.py); raises Refused otherwise."""
+    try:
+        return money.check_amount(amount, currency, what)
+    except money.MoneyError as e:
+        raise Refused(str(e)) from None
 
 
 def add_months(day: date, months: int) -> date:
@@ -113,9 +111,11 @@ class Subscription(LedgerAggregate):
     ) -> Subscription:
         if not plan.strip():
             raise Refused("a subscription needs a plan")
-        check_money(amount)
-        if not _CURRENCY.match(currency):
-            raise Refused(f"currency must be a three-letter ISO 4217 code such as EUR, not {currency!r}")
+        try:
+            money.check_currency(currency)
+        except money.MoneyError as e:
+            raise Refused(str(e)) from None
+        check_money(amount, currency)
         if period not in PERIODS:
             raise Refused(f"period must be one of {', '.join(PERIODS)}")
         if billing not in BILLING_OPTIONS:
@@ -155,7 +155,7 @@ class Subscription(LedgerAggregate):
         self._trigger(self.Cancelled, ctx)
 
     def refund(self, amount: Decimal, charge: int | None, ctx: Context) -> None:
-        check_money(amount, "refund amount")
+        check_money(amount, self.currency, "refund amount")
         number = self.latest.number if charge is None else charge
         if not 1 <= number <= len(self.charges):
             raise Refused(f"subscription {self.subscription} has no charge {number}")

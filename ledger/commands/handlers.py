@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from .. import authority
-from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, email_domain
+from .. import authority, money
+from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay
 from ..aggregates.base import Context, LedgerAggregate
-from ..aggregates.customer import normalise_domain
 from ..aggregates.token import Token
+from ..identity import customer_domain, registrable_domain
 from . import models as m
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -38,17 +38,17 @@ def _absent(uow: UnitOfWork, cls: type[LedgerAggregate], key: str) -> None:
 
 
 def _domain(text: str) -> str:
+    """The customer a given domain (or host name) stands for."""
     try:
-        return normalise_domain(text)
+        return customer_domain(text)
     except ValueError as e:
         raise Refused(str(e)) from None
 
 
 def _customer_email(partner: Partner, email: str) -> str:
-    try:
-        domain = email_domain(email)
-    except ValueError as e:
-        raise Refused(str(e)) from None
+    if "@" not in email:
+        raise Refused(f"not a valid email address: {email!r}")
+    domain = _domain(email)
     if partner.owns_domain(domain):
         raise Refused(
             f"{email} is on partner {partner.partner}'s own domain; "
@@ -63,6 +63,27 @@ def _customer(uow: UnitOfWork, domain: str, name: str, ctx: Context) -> Customer
         customer = Customer.recognise(domain, name, ctx)
         uow.add(customer)
     return customer
+
+
+def _running_trial(uow: UnitOfWork, customer: Customer, ctx: Context) -> Trial | None:
+    """The customer's trial that runs on the command's effective day, if any."""
+    if not customer.trial:
+        return None
+    trial = _require(uow, Trial, customer.trial)
+    return trial if trial.runs_on(ctx.day) else None
+
+
+def _claimed_by_other(uow: UnitOfWork, customer: Customer, partner: str, ctx: Context) -> str | None:
+    """Until when another partner holds the customer, or None: a live deal
+    protection or a running trial of another partner claims it alike
+    (seed: a trial makes the customer the partner's). Names no partner."""
+    protecting = _live_protection(uow, customer, ctx)
+    if protecting is not None and protecting.partner != partner:
+        return str(protecting.protected_until)
+    trial = _running_trial(uow, customer, ctx)
+    if trial is not None and trial.partner != partner:
+        return str(trial.ends_on)
+    return None
 
 
 def _live_protection(uow: UnitOfWork, customer: Customer, ctx: Context) -> Deal | None:
@@ -80,11 +101,19 @@ def _live_protection(uow: UnitOfWork, customer: Customer, ctx: Context) -> Deal 
 # -- partners -------------------------------------------------------------
 def enroll_partner(uow: UnitOfWork, d: m.EnrollPartner, ctx: Context) -> str | None:
     _absent(uow, Partner, d.partner)
-    domains = [_domain(x) for x in d.domains]
+    domains = list(dict.fromkeys(_partner_domain(x) for x in d.domains))
     if not domains:
         raise Refused("a partner needs at least one email domain")
     uow.add(Partner.enroll(d.partner, d.name, domains, d.commission_rate, ctx))
     return None
+
+
+def _partner_domain(text: str) -> str:
+    """A partner's own email domain, by the same identity as its customers'."""
+    try:
+        return registrable_domain(text)
+    except ValueError as e:
+        raise Refused(str(e)) from None
 
 
 def set_commission_rate(uow: UnitOfWork, d: m.SetCommissionRate, ctx: Context) -> str | None:
@@ -115,6 +144,7 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
             f"{domain} is already protected by your deal {protecting.deal} "
             f"until {protecting.protected_until}; add a note to it instead"
         )
+    claimed_until = _claimed_by_other(uow, customer, d.partner, ctx)
     deal = Deal.register(
         d.deal, d.partner, domain, d.customer_name, d.contact_name,
         d.customer_email, d.note, ctx,
@@ -126,8 +156,9 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
     if customer.is_paying:
         deal.deny("existing-customer", system, f"{domain} already has an active subscription")
         return f"denied at once: existing-customer ({domain} already pays)"
-    if protecting is not None:
-        detail = f"protected by partner {protecting.partner} until {protecting.protected_until}"
+    if claimed_until is not None:
+        # Never names the other partner: partners must not learn each other's customers.
+        detail = f"protected by another partner until {claimed_until}"
         deal.deny("duplicate", system, detail)
         return f"denied at once: duplicate ({detail})"
     customer.claim_protection(d.deal, d.partner, ctx)
@@ -176,11 +207,9 @@ def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
         uow, d.partner, d.customer_email, d.customer_name, ctx, "trials", (Trial, d.trial))
     if customer.is_paying:
         raise Refused(f"{domain} already has an active subscription; no trial needed")
-    protecting = _live_protection(uow, customer, ctx)
-    if protecting is not None and protecting.partner != d.partner:
-        raise Refused(
-            f"{domain} is protected by another partner's deal until {protecting.protected_until}"
-        )
+    claimed_until = _claimed_by_other(uow, customer, d.partner, ctx)
+    if claimed_until is not None:  # another partner's deal or running trial holds it
+        raise Refused(f"{domain} is protected by another partner until {claimed_until}")
     if customer.trial:
         running = _require(uow, Trial, customer.trial)
         if running.runs_on(ctx.day):
@@ -202,36 +231,68 @@ def extend_trial(uow: UnitOfWork, d: m.ExtendTrial, ctx: Context) -> str | None:
 # -- subscriptions ----------------------------------------------------------
 def start_subscription(uow: UnitOfWork, d: m.StartSubscription, ctx: Context) -> str | None:
     _absent(uow, Subscription, d.subscription)
-    domain = _domain(d.customer_domain)
-    partner: str | None = None
+    billing, order_number = d.billing, d.order_number
     if d.deal:
-        deal = _require(uow, Deal, d.deal)
-        if deal.domain != domain:
-            raise Refused(f"deal {d.deal} is for {deal.domain}, not {domain}")
-        if deal.stage != "closed-won":
-            raise Refused(f"deal {d.deal} is {deal.stage}; win it before starting its subscription")
-        partner = deal.partner
-    customer = uow.get(Customer, domain)
-    if customer is None:
-        customer = _customer(uow, domain, domain, ctx)
-    elif partner is None:
+        deal = _won_deal(uow, d)
+        domain, partner = deal.domain, deal.partner
+        billing, order_number = billing or deal.billing, order_number or deal.order_number
+        customer = _require(uow, Customer, domain)
+        for active in sorted(customer.active_subscriptions):
+            sub = uow.get(Subscription, active)
+            if sub is not None and sub.deal == d.deal:
+                raise Refused(f"deal {d.deal} already has active subscription {active}; a deal has at most one")
+    else:
+        assert d.customer_domain is not None  # the model requires it without a deal
+        domain = _domain(d.customer_domain)
+        customer = uow.get(Customer, domain) or _customer(uow, domain, domain, ctx)
+        # Attributed to the partner whose trial runs, else whose deal protects,
+        # else whose customer it already is.
+        trial = _running_trial(uow, customer, ctx)
         protecting = _live_protection(uow, customer, ctx)
-        partner = protecting.partner if protecting else customer.partner
+        partner = trial.partner if trial else protecting.partner if protecting else customer.partner
+    assert billing is not None  # the model requires it without a deal; a won deal has one
     sub = Subscription.start(
         d.subscription, domain, partner, d.deal, d.plan, d.amount, d.currency,
-        d.period, d.billing, d.order_number, ctx,
+        d.period, billing, order_number, ctx,
     )
     uow.add(sub)
     customer.attach_subscription(d.subscription, partner, ctx)
-    if customer.trial:
-        _require(uow, Trial, customer.trial).convert(d.subscription, ctx)
+    trial = _running_trial(uow, customer, ctx)
+    if trial is not None and partner is not None and trial.partner == partner:
+        trial.convert(d.subscription, ctx)  # only the attributed partner's trial converts
     return f"partner {partner}" if partner else "direct customer (no partner)"
+
+
+def _won_deal(uow: UnitOfWork, d: m.StartSubscription) -> Deal:
+    """The won deal a subscription starts from; refuses given fields that
+    contradict it (customer, billing, order number)."""
+    assert d.deal is not None
+    deal = _require(uow, Deal, d.deal)
+    if d.customer_domain is not None:
+        given = _domain(d.customer_domain)
+        # A deal keeps the identity it was registered with; compare by today's rule too.
+        if given not in (deal.domain, _registrable_or_none(deal.domain)):
+            raise Refused(f"deal {d.deal} is for {deal.domain}, not {given}")
+    if deal.stage != "closed-won":
+        raise Refused(f"deal {d.deal} is {deal.stage}; win it before starting its subscription")
+    if d.billing is not None and d.billing != deal.billing:
+        raise Refused(f"deal {d.deal} was won with billing {deal.billing}, not {d.billing}")
+    if d.order_number is not None and deal.order_number and d.order_number != deal.order_number.strip():
+        raise Refused(f"deal {d.deal} was won with order number {deal.order_number}, not {d.order_number}")
+    return deal
+
+
+def _registrable_or_none(domain: str) -> str | None:
+    try:
+        return registrable_domain(domain)
+    except ValueError:
+        return None
 
 
 def renew_subscription(uow: UnitOfWork, d: m.RenewSubscription, ctx: Context) -> str | None:
     sub = _require(uow, Subscription, d.subscription)
     sub.renew(ctx)
-    return f"charge {sub.latest.number}: {sub.latest.amount} {sub.currency}"
+    return f"charge {sub.latest.number}: {money.format_money(sub.latest.amount, sub.currency)} {sub.currency}"
 
 
 def cancel_subscription(uow: UnitOfWork, d: m.CancelSubscription, ctx: Context) -> str | None:

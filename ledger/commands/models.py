@@ -10,7 +10,11 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator,
+)
+
+from .. import money
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -42,7 +46,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE)]
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_LINE)]
-Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=15, decimal_places=2)]
+# An amount in a currency: up to 4 decimals here (ISO 4217's most); the
+# currency's own minor units are checked by ledger/money.py.
+Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=15, decimal_places=4)]
 Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
 
 
@@ -125,15 +131,31 @@ class ExtendTrial(Data):
 
 
 class StartSubscription(Data):
+    """Without `deal`, customer_domain and billing are required; with it they
+    (and the order number) come from the won deal when not given."""
+
     subscription: Id
-    customer_domain: Domain
+    customer_domain: Domain | None = None
     plan: Name
     amount: Money
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
     period: Literal["monthly", "yearly"]
-    billing: Billing
+    billing: Billing | None = None
     order_number: Name | None = None
     deal: Id | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> StartSubscription:
+        if self.deal is None:
+            missing = [f for f in ("customer_domain", "billing") if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"without a deal, {' and '.join(missing)} must be given")
+        try:
+            money.check_currency(self.currency)
+            money.check_amount(self.amount, self.currency)
+        except money.MoneyError as e:
+            raise ValueError(str(e)) from None
+        return self
 
 
 class RenewSubscription(Data):
@@ -146,7 +168,7 @@ class CancelSubscription(Data):
 
 class Refund(Data):
     subscription: Id
-    amount: Money
+    amount: Money  # in the subscription's currency: its minor units are checked there
     charge: Count(1, 100_000) | None = None
 
 

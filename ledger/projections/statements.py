@@ -21,6 +21,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
 from .base import Projection, Table, Writer
 
@@ -75,18 +76,21 @@ ISSUED = Table(
 )
 
 
-def commission(amount: Decimal, rate: Decimal) -> Decimal:
-    """Half-up to the cent, on the magnitude (a negative amount mirrors)."""
-    value = (abs(amount) * rate).quantize(CENT, rounding=ROUND_HALF_UP)
+def commission(amount: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
+    """Half-up to the currency's minor unit (ledger/money.py: the cent for
+    EUR, the yen for JPY; the cent when no currency is named), on the
+    magnitude (a negative amount mirrors)."""
+    value = abs(amount) * rate
+    value = value.quantize(CENT, rounding=ROUND_HALF_UP) if currency is None else money.quantize(value, currency)
     return -value if amount < 0 else value
 
 
-def clawback(base: Decimal, refund: Decimal, rate: Decimal) -> Decimal:
+def clawback(base: Decimal, refund: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
     """What a refund takes back: the commission on what was left of the charge
     before it, minus the commission on what is left after. Refunds of one
     charge therefore add up to exactly the commission it paid, whatever the
     rounding of each part."""
-    return -(commission(base, rate) - commission(base - refund, rate))
+    return -(commission(base, rate, currency) - commission(base - refund, rate, currency))
 
 
 class Statements(Projection):
@@ -204,7 +208,9 @@ def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[s
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
     rate = rate_on(rates, row["rate_day"])
-    com = commission(amount, rate) if row["base"] is None else clawback(Decimal(row["base"]), -amount, rate)
+    currency = row["currency"]
+    com = (commission(amount, rate, currency) if row["base"] is None
+           else clawback(Decimal(row["base"]), -amount, rate, currency))
     kind = KIND_BY_BILLING[row["billing"]]
     vendor_share = amount - com
     return {
@@ -219,6 +225,18 @@ def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[s
         "adjustment": row["month"] if row["adjustment"] else None,
         "position": int(row["position"]),
     }
+
+
+MONEY_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
+
+
+def printable(st: dict[str, Any]) -> dict[str, Any]:
+    """A statement for output: every money figure of its lines and totals as
+    text with its currency's minor units (12000 EUR → "12000.00", JPY
+    "12000"); the fingerprint stays that of the values themselves."""
+    lines = [line | {k: money.format_money(line[k], line["currency"]) for k in MONEY_KEYS} for line in st["lines"]]
+    totals = {c: {k: money.format_money(v, c) for k, v in t.items()} for c, t in st["totals"].items()}
+    return st | {"lines": lines, "totals": totals}
 
 
 TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")

@@ -1,0 +1,82 @@
+"""Money rules: which currencies the ledger takes, each currency's minor units,
+and amounts checked, rounded and printed to them (ISO 4217; data from Babel,
+which carries the Unicode CLDR currency data and works offline).
+
+Which codes: those that are legal tender today in some territory by CLDR
+(Babel's territory currency data, without an end date). That is ISO 4217's
+currencies in use, and leaves out what Babel's full list also holds but no
+customer pays in: the test and "no currency" codes `XTS` and `XXX`, precious
+metals (`XAU`), fund and accounting units (`XDR`, `CLF`), historic codes
+(`DEM`, `FIM`) and CLDR's own non-ISO codes (`CNH`). Unknown codes such as
+`XYZ` are refused.
+
+Minor units: Babel's `get_currency_precision` (CLDR), e.g. EUR 2, JPY 0,
+BHD 3. For a few currencies CLDR gives fewer digits than ISO 4217's table
+(HUF, IDR, COP, IQD and others: 0), as amounts in them are written in practice."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+
+MAX_AMOUNT = Decimal("1000000000")
+
+
+class MoneyError(ValueError):
+    """An amount or a currency the ledger does not take."""
+
+
+@lru_cache(maxsize=1)
+def currencies() -> frozenset[str]:
+    """The ISO 4217 codes the ledger takes: legal tender today in some territory (CLDR)."""
+    from babel.core import get_global
+
+    return frozenset(
+        code
+        for entries in get_global("territory_currencies").values()
+        for code, _start, end, tender in entries
+        if tender and end is None
+    )
+
+
+def check_currency(code: str) -> str:
+    """`code` if it is a currency the ledger takes (see `currencies`);
+    raises MoneyError otherwise."""
+    if code not in currencies():
+        raise MoneyError(f"currency must be an ISO 4217 code in use such as EUR, not {code!r}")
+    return code
+
+
+@lru_cache(maxsize=512)
+def minor_units(currency: str) -> int:
+    """How many decimals an amount in `currency` has (EUR 2, JPY 0, BHD 3)."""
+    from babel.numbers import get_currency_precision
+
+    return get_currency_precision(currency)
+
+
+def _unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def check_amount(amount: Decimal, currency: str, what: str = "amount") -> Decimal:
+    """A positive amount below MAX_AMOUNT with no more decimals than the
+    currency's minor units; raises MoneyError otherwise."""
+    if not amount.is_finite() or amount <= 0 or amount >= MAX_AMOUNT:
+        raise MoneyError(f"{what} must be a positive amount below {MAX_AMOUNT}, not {amount}")
+    places = minor_units(currency)
+    if amount != amount.quantize(_unit(currency)):
+        raise MoneyError(f"{what} has more decimals than {currency} has minor units ({places}): {amount}")
+    return amount
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """`amount` rounded half-up to the currency's minor units (12000 EUR → 12000.00)."""
+    return amount.quantize(_unit(currency), rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal, currency: str) -> str:
+    """`amount` as text with exactly the currency's minor units, no grouping,
+    `-` for negatives: 12000 EUR → "12000.00", 12000 JPY → "12000",
+    1.5 BHD → "1.500"."""
+    return f"{quantize(amount, currency):f}"
