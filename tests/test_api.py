@@ -219,7 +219,7 @@ def test_every_query_against_every_actor_over_http(api: Api) -> None:
                     if me is not None:
                         assert all(row["partner"] == me for row in rows), (actor, name)
                     if name == "deals":
-                        want = {"acme": {"d1", "w1"}, "beta": {"b1"}, None: {"d1", "w1", "b1"}}[me or partner]
+                        want = {"acme": {"d1", "v1", "w1"}, "beta": {"b1"}, None: {"d1", "v1", "w1", "b1"}}[me or partner]
                         assert {row["deal"] for row in rows} == want, (actor, partner)
 
 
