@@ -130,11 +130,45 @@ class Ledger:
         partner = authority.reader_scope(self.actor, partner)
         return pipeline.deals(self.reader(known_at), as_of, partner, stage, review)
 
-    def statement(self, partner: str, month: str, known_at: datetime | None = None,
+    def statement(self, partner: str | None, month: str, known_at: datetime | None = None,
                   as_of: date | None = None) -> dict[str, Any]:
+        """A partner's statement (see statements.statement), each line with the
+        customer's name, and the deal's order number where the subscription
+        has none. Raises Refused for an unknown partner or another partner's."""
         partner = authority.reader_scope(self.actor, partner)
         if partner is None:
             raise Refused("a statement is per partner: give --partner")
+        sql = self.reader()
+        self._known_partner(sql, partner)
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
-        return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at), as_of)
+        st = statements.statement(sql, partner, month, statements.Cut(recorded=known_at), as_of)
+        _describe_lines(sql, st["lines"])
+        return st
+
+    @staticmethod
+    def _known_partner(sql: Sql, partner: str | None) -> None:
+        """Refuse a query for a partner never enrolled (an empty answer would
+        look like a partner with nothing to show)."""
+        if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
+            raise Refused(f"no partner {partner}")
+
+
+def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:
+    """Add `customer` (the deal's customer name, else the customer's record)
+    to statement lines, and the won deal's order number where the line has none."""
+    deals = sorted({line["deal"] for line in lines if line["deal"]})
+    domains = sorted({line["customer_domain"] for line in lines})
+    by_deal: dict[str, tuple[str, str | None]] = {}
+    if deals:
+        cond, params = sql.in_("deal", deals)
+        by_deal = {d: (n, o) for d, n, o in sql.all(
+            f"SELECT deal, customer_name, order_number FROM pl_deals WHERE {cond}", params)}
+    names: dict[str, str] = {}
+    if domains:
+        cond, params = sql.in_("domain", domains)
+        names = {d: n for d, n in sql.all(f"SELECT domain, name FROM ov_customers WHERE {cond}", params)}
+    for line in lines:
+        name, order = by_deal.get(line["deal"] or "", (None, None))
+        line["customer"] = name or names.get(line["customer_domain"]) or line["customer_domain"]
+        line["order_number"] = line["order_number"] or order
 

@@ -44,7 +44,7 @@ SUBSCRIPTIONS = Table(
     key=("agg",),
     columns={
         "agg": "TEXT", "subscription": "TEXT", "partner": "TEXT", "domain": "TEXT",
-        "plan": "TEXT", "billing": "TEXT", "currency": "TEXT",
+        "plan": "TEXT", "billing": "TEXT", "currency": "TEXT", "deal": "TEXT", "order_number": "TEXT",
     },
     append_only=True,
 )
@@ -60,7 +60,7 @@ LINES = Table(
         "position": "BIGINT", "partner": "TEXT", "month": "TEXT", "day": "TEXT",
         "entry": "TEXT", "subscription": "TEXT", "charge": "BIGINT", "customer_domain": "TEXT",
         "plan": "TEXT", "billing": "TEXT", "currency": "TEXT", "amount": "TEXT",
-        "rate_day": "TEXT", "recorded": "TEXT", "base": "TEXT",
+        "rate_day": "TEXT", "recorded": "TEXT", "base": "TEXT", "deal": "TEXT", "order_number": "TEXT",
     },
     indexes=(("partner", "month"),),
     append_only=True,
@@ -91,7 +91,7 @@ def clawback(base: Decimal, refund: Decimal, rate: Decimal) -> Decimal:
 
 class Statements(Projection):
     name = "statements"
-    version = 3
+    version = 4
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -125,7 +125,8 @@ class Statements(Projection):
             case Subscription.Started():
                 w["st_subscriptions"].put({
                     "agg": agg, "subscription": e.subscription, "partner": e.partner, "domain": e.domain,
-                    "plan": e.plan, "billing": e.billing, "currency": e.currency,
+                    "plan": e.plan, "billing": e.billing, "currency": e.currency, "deal": e.deal,
+                    "order_number": e.order_number,
                 })
                 self._charge(w, agg, 1, day, e.amount, position, recorded)
             case Subscription.Renewed():
@@ -157,6 +158,7 @@ class Statements(Projection):
             "customer_domain": sub["domain"], "plan": sub["plan"], "billing": sub["billing"],
             "currency": sub["currency"], "amount": str(amount), "rate_day": rate_day, "recorded": recorded,
             "base": None if base is None else str(base),  # a refund: what was left of its charge
+            "deal": sub["deal"], "order_number": sub["order_number"],
         })
 
 
@@ -218,6 +220,8 @@ def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[s
         "invoice_to_partner": vendor_share if kind == "net-invoice-to-partner" else ZERO,
         "adjustment": row["month"] if row["adjustment"] else None,
         "position": int(row["position"]),
+        # Descriptive only (outside the fingerprint, see FINGERPRINTED).
+        "deal": row["deal"], "order_number": row["order_number"],
     }
 
 
@@ -290,9 +294,20 @@ def _next_month(month: str) -> str:
     return f"{year + m // 12}-{m % 12 + 1:02d}"
 
 
+# The line fields a fingerprint covers: the figures and what they are for. Fields
+# added for reading (deal, order number, customer name) stay outside, so the
+# fingerprints of statements issued before they existed still verify.
+FINGERPRINTED = (
+    "day", "entry", "subscription", "charge", "customer_domain", "plan", "billing", "amount", "currency", "rate",
+    "commission", "kind", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner",
+    "adjustment", "position",
+)
+
+
 def canonical(st: dict[str, Any]) -> bytes:
     """The statement's content as bytes: what the fingerprint covers."""
-    body = {"partner": st["partner"], "month": st["month"], "lines": st["lines"], "totals": st["totals"]}
+    lines = [{k: line[k] for k in FINGERPRINTED} for line in st["lines"]]
+    body = {"partner": st["partner"], "month": st["month"], "lines": lines, "totals": st["totals"]}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
