@@ -379,7 +379,9 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     if settings.json:
         click.echo(dump({"summary": summary}))
     else:
-        click.echo(f"{total} lines: {counts['applied']} applied, {counts['duplicate']} duplicate, "
+        from ledger.export import plural
+
+        click.echo(f"{plural(total, 'line')}: {counts['applied']} applied, {counts['duplicate']} duplicate, "
                    f"{counts['refused']} refused, {counts['malformed']} malformed")
     if counts["malformed"]:
         sys.exit(EXIT_USAGE)
@@ -540,7 +542,9 @@ def statement_issue(ctx: click.Context, partner: str, month: str, command_id: st
     change; later charges for the month appear as adjustments next month."""
     _check_month(month)
     out = _audit(ctx).issue_statement(partner, month, command_id)
-    emit(ctx, out, lambda: f"issued {out['statement']} at position {out['position']}: {out['lines']} lines, "
+    from ledger.export import plural
+
+    emit(ctx, out, lambda: f"issued {out['statement']} at position {out['position']}: {plural(out['lines'], 'line')}, "
                            f"sha256 {out['fingerprint']}")
 
 

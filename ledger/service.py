@@ -66,7 +66,7 @@ class Ledger:
 
     def command(self, envelope: dict[str, Any]) -> Result:
         """One command from CLI options; raises Malformed or Refused."""
-        result = self.submit([(1, build(envelope))])[0]
+        result = self.submit([(1, build(envelope, options=True))])[0]
         if result.status == "refused":
             raise Refused(result.message)
         return result

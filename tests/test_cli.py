@@ -248,7 +248,7 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
     assert r.code == 1, str(r)
     assert r.out.splitlines() == [
         "line 1: refused register_deal r-5 - vendor:manager may not submit commands as partner:acme; only system may",
-        "1 lines: 0 applied, 0 duplicate, 1 refused, 0 malformed"]
+        "1 line: 0 applied, 0 duplicate, 1 refused, 0 malformed"]
     assert cli.head() == head
 
     # Re-submitted with --problems-only: only the refused lines and the summary.

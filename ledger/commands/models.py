@@ -10,7 +10,9 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+)
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -32,18 +34,38 @@ def _plain_decimal(value: Any) -> Any:
 
 _DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
+
+def _email_syntax(value: str) -> str:
+    """An address that can never identify anyone is malformed input (exit 2),
+    by the same rule the ledger applies (aggregates.email_domain); what the
+    ledger's policy refuses (free-mail domains) is left to the handler."""
+    from ..aggregates import Refused, email_domain
+
+    try:
+        email_domain(value)
+    except Refused:
+        pass
+    return value
+
 # Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 # One-line text: no control characters or line breaks (PostgreSQL text cannot even hold NUL).
 _LINE = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
 # Free text (notes) may hold line breaks and tabs, still no other control characters.
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE),
+                  AfterValidator(_email_syntax)]
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_LINE)]
-Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=15, decimal_places=2)]
+Money = Annotated[Decimal, BeforeValidator(_plain_decimal),
+                  Field(allow_inf_nan=False, gt=0, max_digits=15, decimal_places=2)]
 Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+
+
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
 def Count(low: int, high: int) -> Any:  # noqa: N802 - reads as a type
@@ -129,7 +151,7 @@ class StartSubscription(Data):
     customer_domain: Domain
     plan: Name
     amount: Money
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
     period: Literal["monthly", "yearly"]
     billing: Billing
     order_number: Name | None = None
@@ -170,7 +192,7 @@ class IssueStatement(Data):
     """Not a bulk command: `ledger statement issue` computes the figures."""
 
     partner: Id
-    month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
     position: Annotated[int, Field(ge=0)]
     fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     totals: dict[str, dict[str, str]]
@@ -271,30 +293,96 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _one_line(err: ValidationError, prefix: str = "") -> str:
+# What a pattern asks for, in words (validator wording never reaches a user).
+PATTERN_WORDS = {
+    ID_PATTERN: "an id of letters, digits and . _ @ : + - (no spaces), starting with a letter or digit, "
+                "at most 128 characters",
+    CURRENCY_PATTERN: "an ISO 4217 currency code in upper case, such as EUR",
+    MONTH_PATTERN: "a month written YYYY-MM, such as 2026-01",
+    _LINE: "one line of text without control characters",
+    _TEXT: "text without control characters",
+}
+RATE_FIELDS = ("commission_rate",)
+
+
+def _field_name(loc: tuple[Any, ...], options: bool) -> str:
+    """`data.billing` in a JSON Lines report; `--billing` for a CLI option."""
+    parts = [one_line(str(x), 40) for x in loc]
+    if options and parts:
+        field = parts[1] if parts[0] == "data" and len(parts) > 1 else parts[0]
+        return "--" + field.replace("_", "-")
+    return ".".join(parts) or "line"
+
+
+def human_error(e: dict[str, Any], name: str) -> str:
+    """One pydantic error as a sentence naming `name` (what the user typed):
+    no validator wording, no internal field paths, no URLs."""
+    kind, ctx = e["type"], e.get("ctx") or {}
+    field = str(e["loc"][-1]) if e["loc"] else ""
+    if kind == "missing":
+        return f"{name} is required"
+    if kind == "extra_forbidden":
+        return f"{name} is not a field of this command"
+    if kind == "string_pattern_mismatch":
+        return f"{name} must be {PATTERN_WORDS.get(ctx.get('pattern'), 'in the documented form')}"
+    if field in RATE_FIELDS and kind.startswith("decimal"):
+        return f"{name} is a fraction such as 0.20 (20 %), with at most 6 decimals"
+    if kind == "decimal_max_places":
+        return f"{name} has at most {ctx.get('decimal_places')} decimals"
+    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+        return f"{name} is too large"
+    if kind == "greater_than":
+        return f"{name} must be more than {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"{name} must be at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"{name} must be at most {ctx.get('le')}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{name} must be one of {', '.join(choices)}" if choices else f"{name} is not one of the choices"
+    if kind == "string_too_short":
+        return f"{name} must not be empty"
+    if kind == "string_too_long":
+        return f"{name} is longer than {ctx.get('max_length')} characters"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{name} must be a whole number"
+    if kind in ("decimal_parsing", "decimal_type", "finite_number"):
+        return f"{name} must be a plain decimal number such as 1200.00"
+    if kind in ("string_type", "list_type", "dict_type", "model_type", "bool_type"):
+        wanted = {"string_type": "text", "list_type": "a list", "dict_type": "an object", "model_type": "an object",
+                  "bool_type": "true or false"}[kind]
+        return f"{name} must be {wanted}"
+    message = str(e["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message[:1].lower() + message[1:]}"
+
+
+def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> str:
+    """A validation error as one line of human text (see human_error)."""
     parts = []
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
-        loc = ".".join(one_line(str(x), 40) for x in e["loc"]) or "line"
-        parts.append(f"{prefix}{loc}: {one_line(e['msg'], 120)}")
+        loc = tuple(x for x in (prefix.rstrip("."),) if x) + tuple(e["loc"])
+        parts.append(one_line(human_error(e, _field_name(loc, options)), 160))
     more = len(errors) - 3
     return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
 
-def build(envelope: dict[str, Any]) -> Command:
-    """Validate an envelope dict (from JSON or from CLI options) into a Command."""
+def build(envelope: dict[str, Any], options: bool = False) -> Command:
+    """Validate an envelope dict (from JSON or from CLI options) into a Command.
+    Raises Malformed naming the JSON field (`data.billing`), or with
+    `options` the CLI option (`--billing`)."""
     if not isinstance(envelope, dict):
         raise Malformed("a command line must be a JSON object")
     try:
         env = Envelope.model_validate(envelope)
     except ValidationError as e:
-        raise Malformed(_one_line(e)) from None
+        raise Malformed(_one_line(e, options=options)) from None
     except RecursionError:
         raise Malformed("the command is nested too deeply") from None
     try:
         data = DATA_MODELS[env.type].model_validate(env.data)
     except ValidationError as e:
-        raise Malformed(_one_line(e, "data.")) from None
+        raise Malformed(_one_line(e, "data.", options)) from None
     except RecursionError:
         raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)
