@@ -313,18 +313,19 @@ class LazyCommands(click.Group):
         return {name: (t, pos, h) for g, name, t, pos, h in COMMANDS if g == self.group_name}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self._specs())
+        return [*self._specs(), *self.commands]  # commands, then queries such as `deal show`
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         spec = self._specs().get(name)
         if spec is None:
-            return None
+            return self.commands.get(name)
         cmd = make_command(*spec)
         cmd.name = name
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, h.split(".")[0]) for name, (_, _, h) in self._specs().items()]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -445,7 +446,7 @@ def _replaying(ctx: click.Context, known_at: str | None) -> Any:
 def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
     rows = _replaying(ctx, known_at).overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
-    emit(ctx, rows, lambda: table(rows, ["customer", "domain", "status", "framework", "progress", "users",
+    emit(ctx, rows, lambda: table(rows, ["customer", "domain", "partner", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
 
@@ -482,8 +483,53 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
         emit(ctx, s, lambda: "\n".join(
             [f"{s['total']} deals"] + [f"  {k}: {v}" for k, v in {**s["by_stage"], **s["by_review"]}.items()]))
         return
-    emit(ctx, rows, lambda: table(rows, ["deal", "partner", "customer_domain", "stage", "review",
+    emit(ctx, rows, lambda: table(rows, ["deal", "partner", "customer", "customer_domain", "stage", "review",
                                          "protected_until"]))
+
+
+@main.commands["deal"].command("show")
+@click.argument("deal")
+@as_of_option
+@json_option
+@click.pass_context
+def deal_show(ctx: click.Context, deal: str, as_of: str | None) -> None:
+    """Show a deal card: contact, stage, notes and history."""
+    card = ctx.find_object(Settings).ledger().deal_card(deal, parse_day(as_of))
+
+    def text() -> str:
+        fields = ["deal", "partner", "customer", "contact_name", "customer_email", "customer_domain", "stage",
+                  "review", "deny_reason", "protected_until", "billing", "order_number"]
+        width = max(len(f) for f in fields)
+        parts = [f"{f.ljust(width)}  {card[f]}" for f in fields if card[f] is not None]
+        notes = [{"day": n["day"], "actor": n["actor"], "text": " ".join(n["text"].split())} for n in card["notes"]]
+        parts += ["", "Notes", table(notes, ["day", "actor", "text"])]
+        history = [{"effective": str(_plain(e["effective"]))[:10], "actor": e["actor"], "event": e["type"].split(".")[-1],
+                    "position": e["position"]} for e in card["history"]]
+        parts += ["", "History", table(history, ["position", "effective", "actor", "event"])]
+        return "\n".join(parts)
+
+    emit(ctx, card, text)
+
+
+SUBSCRIPTION_COLUMNS = ["subscription", "partner", "deal", "customer_domain", "plan", "amount", "currency", "period",
+                        "billing", "status", "current_period_start", "current_period_end", "next_renewal"]
+
+
+@main.command()
+@click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@click.option("--status", type=click.Choice(["active", "cancelled"]))
+@as_of_option
+@known_at_option
+@json_option
+@click.pass_context
+def subscriptions(ctx: click.Context, partner: str | None, status: str | None, as_of: str | None,
+                  known_at: str | None) -> None:
+    """Subscriptions with their plan, price, status and billing periods."""
+    from ledger.export import _money
+
+    rows = _replaying(ctx, known_at).subscriptions(partner, status, parse_day(as_of), parse_moment(known_at))
+    shown = [r | {"amount": _money(r["amount"], r["currency"])} for r in rows]
+    emit(ctx, shown, lambda: table(shown, SUBSCRIPTION_COLUMNS))
 
 
 @main.group(cls=click.Group, invoke_without_command=True)

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 from . import authority
-from .aggregates import Refused
+from .aggregates import Deal, Refused, aggregate_id
 from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
@@ -101,6 +101,7 @@ class Ledger:
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
         sql = self.reader(known_at)
+        self._known_partner(sql, partner)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
         flags = attention.items(sql, as_of, partner, usage=usage, customers=rows)
@@ -123,12 +124,56 @@ class Ledger:
 
     def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
-        return attention.items(self.reader(known_at), as_of, partner)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return attention.items(sql, as_of, partner)
 
     def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
               known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
-        return pipeline.deals(self.reader(known_at), as_of, partner, stage, review)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return pipeline.deals(sql, as_of, partner, stage, review)
+
+    def subscriptions(self, partner: str | None, status: str | None, as_of: date,
+                      known_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Subscriptions as of a day (see overview.subscriptions); a partner sees its own."""
+        partner = authority.reader_scope(self.actor, partner)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return overview.subscriptions(sql, as_of, partner, status)
+
+    def deal_card(self, deal: str, as_of: date) -> dict[str, Any]:
+        """The deal card as of a day: the pipeline's row (stage, review,
+        protection), the contact from the registration, the notes (day, actor,
+        text) and the deal's history (its events in order, as `audit explain`
+        shows them). Raises Refused for an unknown deal or another partner's."""
+        from .audit import render
+
+        notifications = [n for n in self.app.notifications_of([aggregate_id(Deal.KIND, deal)])]
+        events = [(self.app.mapper.to_domain_event(n), n) for n in notifications]
+        events = [(e, n) for e, n in events if e.at.date() <= as_of]
+        if not events:
+            raise Refused(f"no deal {deal}")
+        registered = events[0][0]
+        if self.actor.partner is not None and self.actor.partner != registered.partner:
+            raise Refused(f"no deal {deal}")  # another partner's deal is not shown, nor said to exist
+        (row,) = pipeline.deal_rows(self.reader(), as_of.isoformat(), "t.deal = ?", (deal,))
+        notes, order_number = [], None
+        for e, _ in events:
+            text = getattr(e, "text", None) or getattr(e, "note", None)
+            if text:
+                notes.append({"day": e.at.date().isoformat(), "actor": e.actor, "text": text})
+            if isinstance(e, Deal.ClosedWon):
+                order_number = e.order_number
+        return {
+            "deal": deal, "partner": registered.partner, "customer": registered.customer_name,
+            "contact_name": registered.contact_name, "customer_email": registered.customer_email,
+            "customer_domain": row["customer_domain"], "stage": row["stage"], "review": row["review"],
+            "deny_reason": row["deny_reason"], "protected_until": row["protected_until"],
+            "billing": row["billing"], "order_number": order_number if row["billing"] else None,
+            "notes": notes, "history": [render(e, n) for e, n in events],
+        }
 
     def statement(self, partner: str | None, month: str, known_at: datetime | None = None,
                   as_of: date | None = None) -> dict[str, Any]:
