@@ -238,6 +238,11 @@ def _fill(book: Any, st: dict[str, Any]) -> None:
     for col, w in enumerate(widths):
         sheet.set_column(col, col, min(w, 50) + 2)
     sheet.freeze_panes(top + 1, 0)
+    # Printed (or saved as PDF): landscape A4, all columns on one page's width.
+    sheet.set_landscape()
+    sheet.set_paper(9)
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(top)
 
 
 def dump(value: Any) -> str:
