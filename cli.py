@@ -20,6 +20,8 @@ from uuid import uuid4
 
 import click
 
+from ledger.export import _plain
+
 # Heavy modules (eventsourcing, pydantic, psycopg) load on first use, so
 # `ledger --help` stays as quick as click itself.
 EXIT_REFUSED, EXIT_USAGE, EXIT_DB = 1, 2, 3
@@ -154,18 +156,6 @@ def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
 
 
 # -- output helpers -------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def dump(value: Any) -> str:
     return json.dumps(_plain(value), ensure_ascii=False)
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-
-from wcwidth import wcswidth
 
 # Statement line fields, in the order finance reads them.
 LINE_COLUMNS = [
@@ -73,6 +70,8 @@ def _plain(value: Any) -> Any:
 
 def width(text: str) -> int:
     """Columns `text` takes on a terminal (East Asian wide characters take two)."""
+    from wcwidth import wcswidth  # loaded for a table, not for `--help`
+
     w = wcswidth(text)
     return w if w >= 0 else len(text)  # non-printable characters: count them as one each
 
@@ -243,7 +242,3 @@ def _fill(book: Any, st: dict[str, Any]) -> None:
     sheet.set_paper(9)
     sheet.fit_to_pages(1, 0)
     sheet.repeat_rows(top)
-
-
-def dump(value: Any) -> str:
-    return json.dumps(_plain(value), ensure_ascii=False)

@@ -314,44 +314,50 @@ def _field_name(loc: tuple[Any, ...], options: bool) -> str:
     return ".".join(parts) or "line"
 
 
+# Sentences per pydantic error type; {name} is what the user typed, the rest
+# comes from the error's context.
+ERROR_WORDS = {
+    "missing": "{name} is required",
+    "extra_forbidden": "{name} is not a field of this command",
+    "decimal_max_places": "{name} has at most {decimal_places} decimals",
+    "decimal_max_digits": "{name} is too large",
+    "decimal_whole_digits": "{name} is too large",
+    "greater_than": "{name} must be more than {gt}",
+    "greater_than_equal": "{name} must be at least {ge}",
+    "less_than_equal": "{name} must be at most {le}",
+    "string_too_short": "{name} must not be empty",
+    "string_too_long": "{name} is longer than {max_length} characters",
+    "int_parsing": "{name} must be a whole number",
+    "int_type": "{name} must be a whole number",
+    "int_from_float": "{name} must be a whole number",
+    "decimal_parsing": "{name} must be a plain decimal number such as 1200.00",
+    "decimal_type": "{name} must be a plain decimal number such as 1200.00",
+    "finite_number": "{name} must be a plain decimal number such as 1200.00",
+    "string_type": "{name} must be text",
+    "list_type": "{name} must be a list",
+    "dict_type": "{name} must be an object",
+    "model_type": "{name} must be an object",
+    "bool_type": "{name} must be true or false",
+}
+
+
 def human_error(e: dict[str, Any], name: str) -> str:
     """One pydantic error as a sentence naming `name` (what the user typed):
     no validator wording, no internal field paths, no URLs."""
     kind, ctx = e["type"], e.get("ctx") or {}
     field = str(e["loc"][-1]) if e["loc"] else ""
-    if kind == "missing":
-        return f"{name} is required"
-    if kind == "extra_forbidden":
-        return f"{name} is not a field of this command"
     if kind == "string_pattern_mismatch":
         return f"{name} must be {PATTERN_WORDS.get(ctx.get('pattern'), 'in the documented form')}"
     if field in RATE_FIELDS and kind.startswith("decimal"):
         return f"{name} is a fraction such as 0.20 (20 %), with at most 6 decimals"
-    if kind == "decimal_max_places":
-        return f"{name} has at most {ctx.get('decimal_places')} decimals"
-    if kind in ("decimal_max_digits", "decimal_whole_digits"):
-        return f"{name} is too large"
-    if kind == "greater_than":
-        return f"{name} must be more than {ctx.get('gt')}"
-    if kind == "greater_than_equal":
-        return f"{name} must be at least {ctx.get('ge')}"
-    if kind == "less_than_equal":
-        return f"{name} must be at most {ctx.get('le')}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         return f"{name} must be one of {', '.join(choices)}" if choices else f"{name} is not one of the choices"
-    if kind == "string_too_short":
-        return f"{name} must not be empty"
-    if kind == "string_too_long":
-        return f"{name} is longer than {ctx.get('max_length')} characters"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"{name} must be a whole number"
-    if kind in ("decimal_parsing", "decimal_type", "finite_number"):
-        return f"{name} must be a plain decimal number such as 1200.00"
-    if kind in ("string_type", "list_type", "dict_type", "model_type", "bool_type"):
-        wanted = {"string_type": "text", "list_type": "a list", "dict_type": "an object", "model_type": "an object",
-                  "bool_type": "true or false"}[kind]
-        return f"{name} must be {wanted}"
+    if kind in ERROR_WORDS:
+        try:
+            return ERROR_WORDS[kind].format(name=name, **ctx)
+        except (KeyError, IndexError):
+            pass  # a context without the figure: fall through to the plain message
     message = str(e["msg"]).removeprefix("Value error, ")
     return f"{name}: {message[:1].lower() + message[1:]}"
 
