@@ -359,7 +359,8 @@ def human_error(e: dict[str, Any], name: str) -> str:
         except (KeyError, IndexError):
             pass  # a context without the figure: fall through to the plain message
     message = str(e["msg"]).removeprefix("Value error, ")
-    return f"{name}: {message[:1].lower() + message[1:]}"
+    message = message[:1].lower() + message[1:]
+    return f"{name} {message}" if message.startswith("must ") else f"{name}: {message}"
 
 
 def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> str:
