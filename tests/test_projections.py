@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from ledger.aggregates import Refused
 from ledger.commands.models import build
 
 from .conftest import Harness, cmd, deal, program
@@ -731,7 +732,8 @@ def test_pipeline_filters(h: Harness) -> None:
     assert pl(h, review="denied") == ["d-3", "d-6"]
     assert pl(h, partner="acme", review="accepted", stage="trial") == ["d-2"]
     assert pl(h, partner="beta", stage="new", review="denied") == ["d-3", "d-6"]
-    assert pl(h, partner="nobody") == []
+    with pytest.raises(Refused, match="no partner nobody"):  # not an empty pipeline
+        pl(h, partner="nobody")
     # As of a date: only the deals registered by then.
     assert pl(h, as_of="2026-01-14") == ["d-1", "d-2"]
     assert pl(h, as_of="2026-01-09") == []
