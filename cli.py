@@ -846,7 +846,8 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
 
     click.echo("\n" + statement_text(ledger.statement(p, month)))
     click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
-               f"      ledger statement --partner {p} --month {month} --csv")
+               f"      ledger statement --partner {p} --month {month} --csv\n"
+               f"      ledger statement --partner {p} --month {month} --xlsx {p}-{month}.xlsx")
 
 
 def _partners_in(lines: Iterable[str]) -> set[str]:
