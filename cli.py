@@ -19,6 +19,8 @@ from uuid import uuid4
 
 import click
 
+from ledger.export import _plain
+
 # Heavy modules (eventsourcing, pydantic, psycopg) load on first use, so
 # `ledger --help` stays as quick as click itself.
 EXIT_REFUSED, EXIT_USAGE, EXIT_DB = 1, 2, 3
@@ -49,10 +51,20 @@ def fail(message: str, code: int) -> None:
 class LedgerGroup(click.Group):
     """Turns the ledger's errors into one line and its exit status."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as e:
+            usage_error(e)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        except click.ClickException as e:
+            usage_error(e)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except BrokenPipeError:
             # The reader (e.g. `| head`) went away: stop quietly, like other tools.
@@ -77,6 +89,15 @@ class LedgerGroup(click.Group):
         finally:
             if isinstance(ctx.obj, Settings):
                 ctx.obj.close()
+
+
+def usage_error(e: click.ClickException) -> None:
+    """Click's usage errors as one line and exit 2 (a file that cannot be
+    opened is bad input too); other click exceptions keep their status."""
+    if not isinstance(e, (click.UsageError, click.FileError)):
+        return
+    hint = f" (see '{e.ctx.command_path} --help')" if isinstance(e, click.UsageError) and e.ctx else ""
+    fail(e.format_message() + hint, EXIT_USAGE)
 
 
 def _is_database_error(e: Exception) -> bool:
@@ -138,12 +159,9 @@ from ledger.render import attention_rows, dump, plain as _plain  # noqa: E402 - 
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)") -> str:
-    if not rows:
-        return empty
-    cells = [[("" if r.get(c) is None else str(_plain(r.get(c)))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    from ledger.export import table as aligned
+
+    return aligned(rows, columns, empty)
 
 
 def emit(ctx: click.Context, value: Any, human: Callable[[], str]) -> None:
@@ -284,18 +302,19 @@ class LazyCommands(click.Group):
         return {name: (t, pos, h) for g, name, t, pos, h in COMMANDS if g == self.group_name}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self._specs())
+        return [*self._specs(), *self.commands]  # commands, then queries such as `deal show`
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         spec = self._specs().get(name)
         if spec is None:
-            return None
+            return self.commands.get(name)
         cmd = make_command(*spec)
         cmd.name = name
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, h.split(".")[0]) for name, (_, _, h) in self._specs().items()]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in self.commands.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -350,7 +369,9 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     if settings.json:
         click.echo(dump({"summary": summary}))
     else:
-        click.echo(f"{total} lines: {counts['applied']} applied, {counts['duplicate']} duplicate, "
+        from ledger.export import plural
+
+        click.echo(f"{plural(total, 'line')}: {counts['applied']} applied, {counts['duplicate']} duplicate, "
                    f"{counts['refused']} refused, {counts['malformed']} malformed")
     if counts["malformed"]:
         sys.exit(EXIT_USAGE)
@@ -414,7 +435,7 @@ def _replaying(ctx: click.Context, known_at: str | None) -> Any:
 def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
     rows = _replaying(ctx, known_at).overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
-    emit(ctx, rows, lambda: table(rows, ["customer", "domain", "status", "framework", "progress", "users",
+    emit(ctx, rows, lambda: table(rows, ["customer", "domain", "partner", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
 
@@ -451,65 +472,97 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
         emit(ctx, s, lambda: "\n".join(
             [f"{s['total']} deals"] + [f"  {k}: {v}" for k, v in {**s["by_stage"], **s["by_review"]}.items()]))
         return
-    emit(ctx, rows, lambda: table(rows, ["deal", "partner", "customer_domain", "stage", "review",
+    emit(ctx, rows, lambda: table(rows, ["deal", "partner", "customer", "customer_domain", "stage", "review",
                                          "protected_until"]))
 
 
-@main.group(cls=click.Group, invoke_without_command=True)
+@main.commands["deal"].command("show")
+@click.argument("deal")
+@as_of_option
+@json_option
+@click.pass_context
+def deal_show(ctx: click.Context, deal: str, as_of: str | None) -> None:
+    """Show a deal card: contact, stage, notes and history."""
+    card = ctx.find_object(Settings).ledger().deal_card(deal, parse_day(as_of))
+
+    def text() -> str:
+        fields = ["deal", "partner", "customer", "contact_name", "customer_email", "customer_domain", "stage",
+                  "review", "deny_reason", "protected_until", "billing", "order_number"]
+        width = max(len(f) for f in fields)
+        parts = [f"{f.ljust(width)}  {card[f]}" for f in fields if card[f] is not None]
+        notes = [{"day": n["day"], "actor": n["actor"], "text": " ".join(n["text"].split())} for n in card["notes"]]
+        parts += ["", "Notes", table(notes, ["day", "actor", "text"])]
+        history = [{"effective": str(_plain(e["effective"]))[:10], "actor": e["actor"], "event": e["type"].split(".")[-1],
+                    "position": e["position"]} for e in card["history"]]
+        parts += ["", "History", table(history, ["position", "effective", "actor", "event"])]
+        return "\n".join(parts)
+
+    emit(ctx, card, text)
+
+
+SUBSCRIPTION_COLUMNS = ["subscription", "partner", "deal", "customer_domain", "plan", "amount", "currency", "period",
+                        "billing", "status", "current_period_start", "current_period_end", "next_renewal"]
+
+
+@main.command()
 @click.option("--partner", metavar="P", help="Partner id (a partner sees only its own).")
+@click.option("--status", type=click.Choice(["active", "cancelled"]))
+@as_of_option
+@known_at_option
+@json_option
+@click.pass_context
+def subscriptions(ctx: click.Context, partner: str | None, status: str | None, as_of: str | None,
+                  known_at: str | None) -> None:
+    """Subscriptions with their plan, price, status and billing periods."""
+    from ledger.export import _money
+
+    rows = _replaying(ctx, known_at).subscriptions(partner, status, parse_day(as_of), parse_moment(known_at))
+    shown = [r | {"amount": _money(r["amount"], r["currency"])} for r in rows]
+    emit(ctx, shown, lambda: table(shown, SUBSCRIPTION_COLUMNS))
+
+
+@main.group(cls=click.Group, invoke_without_command=True)
+@click.option("--partner", metavar="P", help="Partner id (a partner: itself, the default).")
 @click.option("--month", metavar="YYYY-MM", help="Statement month.")
-@click.option("--csv", "as_csv", is_flag=True, help="Print the lines as CSV for a spreadsheet.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the lines as CSV (RFC 4180, UTF-8) for programs.")
+@click.option("--xlsx", "xlsx_path", metavar="FILE", help="Write the statement as a spreadsheet workbook to FILE.")
 @click.option("--as-of", metavar="DATE", help="Only lines dated up to this date (default today).")
 @known_at_option
 @json_option
 @click.pass_context
-def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, as_of: str | None,
-              known_at: str | None) -> None:
+def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, xlsx_path: str | None,
+              as_of: str | None, known_at: str | None) -> None:
     """A partner's commission statement for a month: one line per charge or
     refund, and totals per currency (amount = vendor share + partner share)."""
     if ctx.invoked_subcommand is not None:
         return
-    if not partner or not month:
-        raise click.UsageError("give --partner and --month (YYYY-MM)")
+    if not month:
+        raise click.UsageError("give --month (YYYY-MM)")
     _check_month(month)
-    from ledger.projections.statements import printable  # money with its currency's minor units
+    from ledger import export
 
-    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
-    st = printable(st)
+    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at),
+                                                      parse_day(as_of))
+    if xlsx_path:
+        try:
+            export.statement_xlsx(st, xlsx_path)
+        except OSError as e:
+            raise click.BadParameter(f"cannot write {xlsx_path}: {e.strerror or e}", param_hint="--xlsx") from None
+        click.echo(f"wrote {export.plural(len(st['lines']), 'line')} of {st['partner']} {st['month']} to {xlsx_path}",
+                   err=as_csv or ctx.find_object(Settings).json)
     if as_csv:
-        click.echo(statement_csv(st), nl=False)
-        return
-    emit(ctx, st, lambda: statement_text(st))
+        click.echo(export.statement_csv(st), nl=False)
+    elif ctx.find_object(Settings).json:
+        click.echo(dump(export.statement_json(st)))
+    elif not xlsx_path:
+        click.echo(export.statement_text(st))
 
 
 def _check_month(month: str) -> None:
-    try:
-        datetime.strptime(month, "%Y-%m")
-    except ValueError:
-        raise click.BadParameter(f"{month!r} is not a month (YYYY-MM)", param_hint="--month") from None
+    import re
 
-
-LINE_COLUMNS = ["day", "entry", "subscription", "customer_domain", "plan", "billing", "amount", "currency",
-                "rate", "commission", "kind", "vendor_share", "partner_share"]
-
-
-def statement_csv(st: dict[str, Any]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(LINE_COLUMNS)
-    for line in st["lines"]:
-        w.writerow([_plain(line[c]) for c in LINE_COLUMNS])
-    return out.getvalue()
-
-
-def statement_text(st: dict[str, Any]) -> str:
-    parts = [f"Commission statement {st['partner']} {st['month']}", "",
-             table(st["lines"], LINE_COLUMNS, empty="(no charges or refunds)"), ""]
-    for currency, t in st["totals"].items():
-        parts.append(
-            f"{currency}: amount {t['amount']}, commission {t['commission']}, vendor share {t['vendor_share']}, "
-            f"payable to partner {t['payable_to_partner']}, invoice to partner {t['invoice_to_partner']}")
-    return "\n".join(parts)
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise click.BadParameter(f"{month!r} is not a month: give YYYY-MM, e.g. 2026-01", param_hint="--month")
 
 
 @statement.command("issue")
@@ -524,7 +577,9 @@ def statement_issue(ctx: click.Context, partner: str, month: str, command_id: st
     change; later charges for the month appear as adjustments next month."""
     _check_month(month)
     out = _audit(ctx).issue_statement(partner, month, command_id)
-    emit(ctx, out, lambda: f"issued {out['statement']} at position {out['position']}: {out['lines']} lines, "
+    from ledger.export import plural
+
+    emit(ctx, out, lambda: f"issued {out['statement']} at position {out['position']}: {plural(out['lines'], 'line')}, "
                            f"sha256 {out['fingerprint']}")
 
 
@@ -632,14 +687,25 @@ def explain_line(ctx: click.Context, position: int) -> None:
 @audit.command("export")
 @click.option("--from", "start", type=click.IntRange(min=1), default=1, help="First position (default 1).")
 @click.option("--to", "stop", type=click.IntRange(min=1), help="Last position (default the head).")
-@click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default stdout).")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=False), default="-",
+              help="File to write (default stdout).")
 @click.pass_context
 def audit_export(ctx: click.Context, start: int, stop: int | None, output: Any) -> None:
-    """Write the event log as JSON Lines, exactly as stored, for archiving."""
+    """Write the event log as JSON Lines, exactly as stored, for archiving.
+    Says on stderr how many events it wrote, and where."""
+    from ledger.export import plural
+
+    if stop is not None and stop < start:
+        raise click.BadParameter(f"--to {stop} is before --from {start}", param_hint="--to")
     audit_ = _audit(ctx)
+    written = 0
     with _bar(stop or audit_.app.head(), "exporting") as progress:
         for row in audit_.export(start, stop, progress):
             output.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written += 1
+    output.flush()
+    where = "standard output" if output.name in ("-", "<stdout>") else output.name
+    click.echo(f"exported {plural(written, 'event')} to {where}", err=True)
 
 
 @audit.command("import")
@@ -831,11 +897,12 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
                                                        "activities_90d", "attention"]))
     s = pipeline_summary(ledger.deals(None, None, None, today))
     click.echo("\nDeal pipeline, all partners: " + ", ".join(f"{k} {v}" for k, v in s["by_stage"].items() if v))
-    from ledger.projections.statements import printable
+    from ledger.export import statement_text
 
-    click.echo("\n" + statement_text(printable(ledger.statement(p, month))))
+    click.echo("\n" + statement_text(ledger.statement(p, month)))
     click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
-               f"      ledger statement --partner {p} --month {month} --csv")
+               f"      ledger statement --partner {p} --month {month} --csv\n"
+               f"      ledger statement --partner {p} --month {month} --xlsx {p}-{month}.xlsx")
 
 
 def _partners_in(lines: Iterable[str]) -> set[str]:

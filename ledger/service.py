@@ -10,7 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 from . import authority, chain
-from .aggregates import Refused
+from .aggregates import Deal, Refused, aggregate_id
 from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
@@ -67,7 +67,7 @@ class Ledger:
 
     def command(self, envelope: dict[str, Any]) -> Result:
         """One command from CLI options; raises Malformed or Refused."""
-        result = self.submit([(1, build(envelope))])[0]
+        result = self.submit([(1, build(envelope, options=True))])[0]
         if result.status == "refused":
             raise Refused(result.message)
         return result
@@ -117,6 +117,7 @@ class Ledger:
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
         sql = self.reader(known_at)
+        self._known_partner(sql, partner)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
         flags = attention.items(sql, as_of, partner, usage=usage, customers=rows)
@@ -139,18 +140,96 @@ class Ledger:
 
     def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
-        return attention.items(self.reader(known_at), as_of, partner)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return attention.items(sql, as_of, partner)
 
     def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
               known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner = authority.reader_scope(self.actor, partner)
-        return pipeline.deals(self.reader(known_at), as_of, partner, stage, review)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return pipeline.deals(sql, as_of, partner, stage, review)
 
-    def statement(self, partner: str, month: str, known_at: datetime | None = None,
+    def subscriptions(self, partner: str | None, status: str | None, as_of: date,
+                      known_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Subscriptions as of a day (see overview.subscriptions); a partner sees its own."""
+        partner = authority.reader_scope(self.actor, partner)
+        sql = self.reader(known_at)
+        self._known_partner(sql, partner)
+        return overview.subscriptions(sql, as_of, partner, status)
+
+    def deal_card(self, deal: str, as_of: date) -> dict[str, Any]:
+        """The deal card as of a day: the pipeline's row (stage, review,
+        protection), the contact from the registration, the notes (day, actor,
+        text) and the deal's history (its events in order, as `audit explain`
+        shows them). Raises Refused for an unknown deal or another partner's."""
+        from .audit import render
+
+        notifications = [n for n in self.app.notifications_of([aggregate_id(Deal.KIND, deal)])]
+        events = [(self.app.mapper.to_domain_event(n), n) for n in notifications]
+        events = [(e, n) for e, n in events if e.at.date() <= as_of]
+        if not events:
+            raise Refused(f"no deal {deal}")
+        registered = events[0][0]
+        if self.actor.partner is not None and self.actor.partner != registered.partner:
+            raise Refused(f"no deal {deal}")  # another partner's deal is not shown, nor said to exist
+        (row,) = pipeline.deal_rows(self.reader(), as_of.isoformat(), "t.deal = ?", (deal,))
+        notes, order_number = [], None
+        for e, _ in events:
+            text = getattr(e, "text", None) or getattr(e, "note", None)
+            if text:
+                notes.append({"day": e.at.date().isoformat(), "actor": e.actor, "text": text})
+            if isinstance(e, Deal.ClosedWon):
+                order_number = e.order_number
+        return {
+            "deal": deal, "partner": registered.partner, "customer": registered.customer_name,
+            "contact_name": registered.contact_name, "customer_email": registered.customer_email,
+            "customer_domain": row["customer_domain"], "stage": row["stage"], "review": row["review"],
+            "deny_reason": row["deny_reason"], "protected_until": row["protected_until"],
+            "billing": row["billing"], "order_number": order_number if row["billing"] else None,
+            "notes": notes, "history": [render(e, n) for e, n in events],
+        }
+
+    def statement(self, partner: str | None, month: str, known_at: datetime | None = None,
                   as_of: date | None = None) -> dict[str, Any]:
+        """A partner's statement (see statements.statement), each line with the
+        customer's name, and the deal's order number where the subscription
+        has none. Raises Refused for an unknown partner or another partner's."""
         partner = authority.reader_scope(self.actor, partner)
         if partner is None:
             raise Refused("a statement is per partner: give --partner")
+        sql = self.reader()
+        self._known_partner(sql, partner)
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
-        return statements.statement(self.reader(), partner, month, statements.Cut(recorded=known_at), as_of)
+        st = statements.statement(sql, partner, month, statements.Cut(recorded=known_at), as_of)
+        _describe_lines(sql, st["lines"])
+        return st
+
+    @staticmethod
+    def _known_partner(sql: Sql, partner: str | None) -> None:
+        """Refuse a query for a partner never enrolled (an empty answer would
+        look like a partner with nothing to show)."""
+        if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
+            raise Refused(f"no partner {partner}")
+
+
+def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:
+    """Add `customer` (the deal's customer name, else the customer's record)
+    to statement lines, and the won deal's order number where the line has none."""
+    deals = sorted({line["deal"] for line in lines if line["deal"]})
+    domains = sorted({line["customer_domain"] for line in lines})
+    by_deal: dict[str, tuple[str, str | None]] = {}
+    if deals:
+        cond, params = sql.in_("deal", deals)
+        by_deal = {d: (n, o) for d, n, o in sql.all(
+            f"SELECT deal, customer_name, order_number FROM pl_deals WHERE {cond}", params)}
+    names: dict[str, str] = {}
+    if domains:
+        cond, params = sql.in_("domain", domains)
+        names = {d: n for d, n in sql.all(f"SELECT domain, name FROM ov_customers WHERE {cond}", params)}
+    for line in lines:
+        name, order = by_deal.get(line["deal"] or "", (None, None))
+        line["customer"] = name or names.get(line["customer_domain"]) or line["customer_domain"]
+        line["order_number"] = line["order_number"] or order
 

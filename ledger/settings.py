@@ -16,7 +16,14 @@ class Attention:
     won_without_subscription_days: int = 14
     cancelled_recent_days: int = 30
     customer_inactive_days: int = 30
-    renewal_due_days: int = 30
+    # A monthly subscription is always within a month of renewal: its window is
+    # shorter, or every monthly one would be flagged from its first day.
+    renewal_due_days_monthly: int = 7
+    renewal_due_days_yearly: int = 30
+
+    def renewal_due_window(self, period: str) -> int:
+        """Days ahead of a renewal that flag it, for a `monthly` or `yearly` period."""
+        return self.renewal_due_days_monthly if period == "monthly" else self.renewal_due_days_yearly
 
     @classmethod
     def from_env(cls) -> Attention:

@@ -248,7 +248,7 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
     assert r.code == 1, str(r)
     assert r.out.splitlines() == [
         "line 1: refused register_deal r-5 - vendor:manager may not submit commands as partner:acme; only system may",
-        "1 lines: 0 applied, 0 duplicate, 1 refused, 0 malformed"]
+        "1 line: 0 applied, 0 duplicate, 1 refused, 0 malformed"]
     assert cli.head() == head
 
     # Re-submitted with --problems-only: only the refused lines and the summary.
@@ -378,15 +378,15 @@ def test_malformed_option_values_exit_2(cli: Cli) -> None:
     head = cli.setup([*PARTNERS, register("c-1", "d-1")])
     cases = {
         "rate": (["partner", "enroll", "x", "--name", "X", "--domain", "x.fi", "--commission-rate", "abc"],
-                 "commission_rate"),
-        "stage": (["deal", "move", "d-1", "closed-won"], "stage"),
+                 "--commission-rate must be a plain decimal number"),
+        "stage": (["deal", "move", "d-1", "closed-won"], "--stage must be one of new,"),
         "on": (["deal", "move", "d-1", "trial", "--on", "not-a-date"], "not-a-date"),
         "missing field": (["deal", "register", "--deal", "d-2", "--partner", "acme", "--customer-name", "Other Oy",
-                           "--contact-name", "Jo"], "customer_email"),
+                           "--contact-name", "Jo"], "--customer-email is required"),
         "days": (["trial", "start", "t-1", "--partner", "acme", "--customer-name", "T", "--customer-email",
-                  "t@t.fi", "--days", "many"], "days"),
+                  "t@t.fi", "--days", "many"], "--days must be a whole number"),
         "cents": (["subscription", "start", "s-1", "--customer-domain", "example.fi", "--plan", "p", "--amount",
-                   "10.005", "--currency", "EUR", "--period", "monthly", "--billing", "credit-card"], "amount"),
+                   "10.005", "--currency", "EUR", "--period", "monthly", "--billing", "credit-card"], "--amount has at most 2 decimals"),
     }
     runs = cli.many(*(args for args, _ in cases.values()),
                     ["deal", "register", "--deal", "d-2", "--partner", "acme", "--customer-name", "Other Oy",
@@ -394,8 +394,8 @@ def test_malformed_option_values_exit_2(cli: Cli) -> None:
     for (name, (args, fragment)), r in zip(cases.items(), runs):
         assert_one_line_error(r, 2, fragment)
         assert r.out == "", (name, str(r))
-    # An email that is no address: malformed input or a refusal, never a crash.
-    assert_one_line_error(runs[-1], runs[-1].code if runs[-1].code in (1, 2) else 2, "email")
+    # An email that is no address can never be valid: malformed input.
+    assert_one_line_error(runs[-1], 2, "--customer-email: not a valid email address")
     assert cli.head() == head
 
 
@@ -424,7 +424,7 @@ def test_bad_usage_exits_2_before_the_database_is_used(tmp_path: Path) -> None:
 def test_malformed_message_is_printed_whole(cli: Cli) -> None:
     r = cli("deal", "move", "d-1", "closed-won")
     message = assert_one_line_error(r, 2)
-    assert message.endswith("'trial'"), message
+    assert message.endswith("--stage must be one of new, newsletter-subscription, trial"), message
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -476,8 +476,8 @@ def test_deals_overview_and_attention_queries(program: Cli) -> None:
     assert [d["deal"] for d in acme_deals.json()] == ["d-1"]
     assert [d["deal"] for d in as_beta.json()] == ["d-2"]
     table = deals_table.out.splitlines()
-    assert table[0].split() == ["deal", "partner", "customer_domain", "stage", "review", "protected_until"]
-    assert table[3].split() == ["d-2", "beta", "bco.fi", "new", "pending", "2026-05-02"]
+    assert table[0].split() == ["deal", "partner", "customer", "customer_domain", "stage", "review", "protected_until"]
+    assert table[3].split() == ["d-2", "beta", "Bäckerei", "Größe", "GmbH", "bco.fi", "new", "pending", "2026-05-02"]
 
     rows = overview.json()
     for row in rows:

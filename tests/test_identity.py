@@ -16,7 +16,8 @@ from ledger.aggregates import Customer, Deal, Refused, Subscription, Trial, aggr
 from ledger.application import likely_aggregates
 from ledger.commands.models import Malformed, build
 from ledger.identity import customer_domain, registrable_domain
-from ledger.projections.statements import commission, printable
+from ledger.export import statement_json
+from ledger.projections.statements import commission
 
 from .conftest import Harness, accept, cmd, deal, program
 
@@ -308,7 +309,7 @@ def test_case_12_money_prints_with_minor_units_and_unknown_currency_is_malformed
     assert r["start-s-1"].status == "applied"
     assert r["line 6"].status == "malformed" and "XYZ" in r["line 6"].message  # start-s-2 (malformed: no id)
     assert h.ledger.app.get(Subscription, "s-2") is None
-    st = printable(h.ledger.statement("acme", "2026-03"))
+    st = statement_json(h.ledger.statement("acme", "2026-03"))
     (line,) = [ln for ln in st["lines"] if ln["subscription"] == "s-1" and ln["day"] == "2026-03-02"]
     assert (line["amount"], line["commission"], line["vendor_share"]) == ("12000.00", "2400.00", "9600.00")
     assert st["totals"]["EUR"]["amount"].endswith(".00")
@@ -357,7 +358,7 @@ def test_jpy_and_bhd_statements_print_and_round_to_their_minor_units(h: Harness)
     st = h.ledger.statement("acme", "2026-02")
     jpy = [ln for ln in st["lines"] if ln["currency"] == "JPY"]
     assert [ln["commission"] for ln in jpy] == [Decimal("2469"), Decimal("-9")]  # 2469.0; 12345→12300: 2469-2460
-    out = printable(st)
+    out = statement_json(st)
     assert [(ln["amount"], ln["commission"]) for ln in out["lines"] if ln["currency"] == "JPY"] == [
         ("12345", "2469"), ("-45", "-9")]
     assert [(ln["amount"], ln["commission"], ln["vendor_share"]) for ln in out["lines"] if ln["currency"] == "BHD"] == [

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from ledger.aggregates import Refused
 from ledger.commands.models import build
 
 from .conftest import Harness, cmd, deal, program
@@ -376,7 +377,7 @@ def test_overview_filters_and_attention_count(h: Harness) -> None:
         "act.fi": 0,     # subscribed 9 days ago: too early to call it inactive
         "canc.fi": 1,    # subscription-cancelled (2026-02-10, within 30 days)
         "closed.fi": 0,
-        "conv.fi": 1,    # renewal-due (monthly from 2026-02-05: due 2026-03-05 <= 2026-03-14)
+        "conv.fi": 0,    # monthly from 2026-02-05: due 2026-03-05, beyond the monthly window (7 days)
         "trial.fi": 2,   # trial-ending (ends 2026-02-15, in 3 days) + trial-inactive (7 days, no activity)
     }
     by_domain: dict[str, int] = {}
@@ -387,7 +388,7 @@ def test_overview_filters_and_attention_count(h: Harness) -> None:
     assert f("trial") == ["trial.fi"]
     assert f("active") == ["act.fi", "conv.fi"]
     assert f("closed") == ["closed.fi"]
-    assert f("attention") == ["canc.fi", "conv.fi", "trial.fi"]
+    assert f("attention") == ["canc.fi", "trial.fi"]
     # Subscribed 31 days with no activity: customer-inactive; one activity clears it.
     later = day("2026-03-06")
     assert "act.fi" in f("attention", later)
@@ -650,6 +651,18 @@ def test_attention_renewal_due(h: Harness) -> None:
     assert flagged(h, "renewal-due", "2028-01-04") == ["s-1"]            # 2028-02-03 - 30 days
 
 
+def test_attention_renewal_due_window_per_billing_period(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A monthly subscription is not flagged from its first day: its window is 7 days."""
+    program(h)
+    h.ok(*won_sub("s-3", "m3.fi", on="2026-02-03", period="monthly", amount="100.00"))  # due 2026-03-03
+    assert flagged(h, "renewal-due", "2026-02-03") == []                 # its first day
+    assert flagged(h, "renewal-due", "2026-02-23") == []                 # 8 days ahead
+    assert flagged(h, "renewal-due", "2026-02-24") == ["s-3"]            # 7 days ahead
+    monkeypatch.setenv("LEDGER_ATTENTION_RENEWAL_DUE_DAYS_MONTHLY", "10")
+    assert flagged(h, "renewal-due", "2026-02-21") == ["s-3"]            # 10 days ahead
+    assert flagged(h, "renewal-due", "2026-02-20") == []
+
+
 def test_attention_as_of_a_past_date_uses_the_facts_of_that_date(h: Harness) -> None:
     program(h)
     h.ok(deal("d-1", on="2026-01-10"))
@@ -719,7 +732,8 @@ def test_pipeline_filters(h: Harness) -> None:
     assert pl(h, review="denied") == ["d-3", "d-6"]
     assert pl(h, partner="acme", review="accepted", stage="trial") == ["d-2"]
     assert pl(h, partner="beta", stage="new", review="denied") == ["d-3", "d-6"]
-    assert pl(h, partner="nobody") == []
+    with pytest.raises(Refused, match="no partner nobody"):  # not an empty pipeline
+        pl(h, partner="nobody")
     # As of a date: only the deals registered by then.
     assert pl(h, as_of="2026-01-14") == ["d-1", "d-2"]
     assert pl(h, as_of="2026-01-09") == []

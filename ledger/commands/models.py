@@ -11,7 +11,8 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
+    field_validator, model_validator,
 )
 
 from .. import money
@@ -36,20 +37,43 @@ def _plain_decimal(value: Any) -> Any:
 
 _DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
+
+def _email_syntax(value: str) -> str:
+    """An address that can never identify anyone is malformed input (exit 2),
+    by the one identity rule (ledger/identity.py); what the ledger's policy
+    refuses (free-mail domains) is left to the handler (exit 1)."""
+    from ..aggregates import Refused
+    from ..identity import customer_domain
+
+    if "@" not in value:
+        raise ValueError(f"not a valid email address: {value!r}")
+    try:
+        customer_domain(value)
+    except Refused:
+        pass
+    return value
+
+
 # Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 # One-line text: no control characters or line breaks (PostgreSQL text cannot even hold NUL).
 _LINE = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
 # Free text (notes) may hold line breaks and tabs, still no other control characters.
 _TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE),
+                  AfterValidator(_email_syntax)]
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253, pattern=_LINE)]
 # An amount in a currency: up to 4 decimals here (ISO 4217's most); the
 # currency's own minor units are checked by ledger/money.py.
-Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=15, decimal_places=4)]
+Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, gt=0, max_digits=15, decimal_places=4)]
 Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+
+
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
 def Count(low: int, high: int) -> Any:  # noqa: N802 - reads as a type
@@ -138,7 +162,7 @@ class StartSubscription(Data):
     customer_domain: Domain | None = None
     plan: Name
     amount: Money
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
     period: Literal["monthly", "yearly"]
     billing: Billing | None = None
     order_number: Name | None = None
@@ -192,7 +216,7 @@ class IssueStatement(Data):
     """Not a bulk command: `ledger statement issue` computes the figures."""
 
     partner: Id
-    month: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
     position: Annotated[int, Field(ge=0)]
     fingerprint: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     totals: dict[str, dict[str, str]]
@@ -307,30 +331,103 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _one_line(err: ValidationError, prefix: str = "") -> str:
+# What a pattern asks for, in words (validator wording never reaches a user).
+PATTERN_WORDS = {
+    ID_PATTERN: "an id of letters, digits and . _ @ : + - (no spaces), starting with a letter or digit, "
+                "at most 128 characters",
+    CURRENCY_PATTERN: "an ISO 4217 currency code in upper case, such as EUR",
+    MONTH_PATTERN: "a month written YYYY-MM, such as 2026-01",
+    _LINE: "one line of text without control characters",
+    _TEXT: "text without control characters",
+}
+RATE_FIELDS = ("commission_rate",)
+
+
+def _field_name(loc: tuple[Any, ...], options: bool) -> str:
+    """`data.billing` in a JSON Lines report; `--billing` for a CLI option."""
+    parts = [one_line(str(x), 40) for x in loc]
+    if options and parts:
+        field = parts[1] if parts[0] == "data" and len(parts) > 1 else parts[0]
+        return "--" + field.replace("_", "-")
+    return ".".join(parts) or "line"
+
+
+# Sentences per pydantic error type; {name} is what the user typed, the rest
+# comes from the error's context.
+ERROR_WORDS = {
+    "missing": "{name} is required",
+    "extra_forbidden": "{name} is not a field of this command",
+    "decimal_max_places": "{name} has at most {decimal_places} decimals",
+    "decimal_max_digits": "{name} is too large",
+    "decimal_whole_digits": "{name} is too large",
+    "greater_than": "{name} must be more than {gt}",
+    "greater_than_equal": "{name} must be at least {ge}",
+    "less_than_equal": "{name} must be at most {le}",
+    "string_too_short": "{name} must not be empty",
+    "string_too_long": "{name} is longer than {max_length} characters",
+    "int_parsing": "{name} must be a whole number",
+    "int_type": "{name} must be a whole number",
+    "int_from_float": "{name} must be a whole number",
+    "decimal_parsing": "{name} must be a plain decimal number such as 1200.00",
+    "decimal_type": "{name} must be a plain decimal number such as 1200.00",
+    "finite_number": "{name} must be a plain decimal number such as 1200.00",
+    "string_type": "{name} must be text",
+    "list_type": "{name} must be a list",
+    "dict_type": "{name} must be an object",
+    "model_type": "{name} must be an object",
+    "bool_type": "{name} must be true or false",
+}
+
+
+def human_error(e: dict[str, Any], name: str) -> str:
+    """One pydantic error as a sentence naming `name` (what the user typed):
+    no validator wording, no internal field paths, no URLs."""
+    kind, ctx = e["type"], e.get("ctx") or {}
+    field = str(e["loc"][-1]) if e["loc"] else ""
+    if kind == "string_pattern_mismatch":
+        return f"{name} must be {PATTERN_WORDS.get(ctx.get('pattern'), 'in the documented form')}"
+    if field in RATE_FIELDS and kind.startswith("decimal"):
+        return f"{name} is a fraction such as 0.20 (20 %), with at most 6 decimals"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"{name} must be one of {', '.join(choices)}" if choices else f"{name} is not one of the choices"
+    if kind in ERROR_WORDS:
+        try:
+            return ERROR_WORDS[kind].format(name=name, **ctx)
+        except (KeyError, IndexError):
+            pass  # a context without the figure: fall through to the plain message
+    message = str(e["msg"]).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    return f"{name} {message}" if message.startswith("must ") else f"{name}: {message}"
+
+
+def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> str:
+    """A validation error as one line of human text (see human_error)."""
     parts = []
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
-        loc = ".".join(one_line(str(x), 40) for x in e["loc"]) or "line"
-        parts.append(f"{prefix}{loc}: {one_line(e['msg'], 120)}")
+        loc = tuple(x for x in (prefix.rstrip("."),) if x) + tuple(e["loc"])
+        parts.append(one_line(human_error(e, _field_name(loc, options)), 160))
     more = len(errors) - 3
     return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
 
-def build(envelope: dict[str, Any]) -> Command:
-    """Validate an envelope dict (from JSON or from CLI options) into a Command."""
+def build(envelope: dict[str, Any], options: bool = False) -> Command:
+    """Validate an envelope dict (from JSON or from CLI options) into a Command.
+    Raises Malformed naming the JSON field (`data.billing`), or with
+    `options` the CLI option (`--billing`)."""
     if not isinstance(envelope, dict):
         raise Malformed("a command line must be a JSON object")
     try:
         env = Envelope.model_validate(envelope)
     except ValidationError as e:
-        raise Malformed(_one_line(e)) from None
+        raise Malformed(_one_line(e, options=options)) from None
     except RecursionError:
         raise Malformed("the command is nested too deeply") from None
     try:
         data = DATA_MODELS[env.type].model_validate(env.data)
     except ValidationError as e:
-        raise Malformed(_one_line(e, "data.")) from None
+        raise Malformed(_one_line(e, "data.", options)) from None
     except RecursionError:
         raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)

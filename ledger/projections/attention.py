@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
+from ..export import plural
 from ..settings import Attention
 from .overview import (
     SUBSCRIPTIONS, TRIALS, Usage, renewals_due, select_rows, subscription_active, trial_end, trial_runs,
@@ -26,7 +27,8 @@ CODES = {
     "won-without-subscription": "a deal was won {won_without_subscription_days} or more days ago and has no subscription",
     "subscription-cancelled": "a subscription was cancelled in the last {cancelled_recent_days} days",
     "customer-inactive": "a customer subscribed for {customer_inactive_days} days or more had no activity in that time",
-    "renewal-due": "a subscription's renewal is due within {renewal_due_days} days (or overdue)",
+    "renewal-due": ("a subscription's renewal is due within {renewal_due_days_monthly} days (monthly) or "
+                    "{renewal_due_days_yearly} days (yearly), or overdue"),
 }
 
 
@@ -76,7 +78,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
         left = (date.fromisoformat(end) - as_of).days
         if left <= s.trial_ending_days:
             out.append(_item("trial-ending", t["trial"], t["partner"], t["domain"],
-                             f"trial for {t['domain']} ends on {end} (in {left} days)"))
+                             f"trial for {t['domain']} ends on {end} (in {plural(left, 'day')})"))
         last = usage[t["domain"]]["last_activity"]
         if t["started_on"] <= ago(s.trial_inactive_days) and (last is None or last <= ago(s.trial_inactive_days)):
             since = f"since {last}" if last else "at all"
@@ -111,12 +113,12 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
         if r["pending"]:
             waited = (as_of - date.fromisoformat(r["registered_on"])).days
             out.append(_item("deal-pending-review", r["deal"], r["partner"], domain,
-                             f"deal for {domain} pending review for {waited} days"))
+                             f"deal for {domain} pending review for {plural(waited, 'day')}"))
         until = r["protected_until"]
         if r["lapsing"] and until and d < until <= ahead(s.protection_lapsing_days):
             out.append(_item("protection-lapsing", r["deal"], r["partner"], domain,
                              f"protection of {domain} lapses on {until} "
-                             f"(in {(date.fromisoformat(until) - as_of).days} days) unless the deal moves"))
+                             f"(in {plural((date.fromisoformat(until) - as_of).days, 'day')}) unless the deal moves"))
         if r["won"]:
             out.append(_item("won-without-subscription", r["deal"], r["partner"], domain,
                              f"deal for {domain} won on {r['closed_on']} has no subscription"))
@@ -139,7 +141,7 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
     inactive_seen: set[str] = set()
     for x in active:
         renewal = due[x["agg"]]
-        if renewal <= ahead(s.renewal_due_days):
+        if renewal <= ahead(s.renewal_due_window(x["period"])):
             when = "overdue since" if renewal < d else "due on"
             out.append(_item("renewal-due", x["subscription"], x["partner"], x["domain"],
                              f"renewal of {x['plan']} for {x['domain']} {when} {renewal}"))

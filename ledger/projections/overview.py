@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 from collections.abc import Iterable
 from typing import Any
 
@@ -339,4 +340,41 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
             **figures[domain],
             "trials": facts["trials"], "subscriptions": facts["subscriptions"],
         })
+    return out
+
+
+def subscriptions(sql: Any, as_of: date, partner: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+    """Subscriptions started by `as_of`, as they stood then: status `active`
+    or `cancelled`, the billing period of the latest charge by then
+    (current_period_start/end, ISO dates) and, while active, next_renewal (the
+    end of that period). `amount` is the plan's price, Decimal. Ordered by
+    partner and subscription id."""
+    day = as_of.isoformat()
+    where, params = "t.started_on <= ?", [day]
+    if partner is not None:
+        where, params = "t.partner = ? AND " + where, [partner, *params]
+    rows = select_rows(sql, SUBSCRIPTIONS, where, params)
+    periods: dict[str, list[tuple[int, str, str]]] = {}
+    for chunk in sql.chunks([r["agg"] for r in rows]):
+        cond, cparams = sql.in_("agg", chunk)
+        for agg, charge, charged, end in sql.all(
+                f"SELECT agg, charge, day, period_end FROM ov_charges WHERE {cond} AND day <= ?", [*cparams, day]):
+            periods.setdefault(agg, []).append((int(charge), charged, end))
+    out = []
+    for r in rows:
+        active = subscription_active(r, day)
+        if status is not None and status != ("active" if active else "cancelled"):
+            continue
+        charges = sorted(periods.get(r["agg"], []))
+        start = charges[-2][2] if len(charges) > 1 else r["started_on"]  # a period starts where the last ended
+        end = charges[-1][2] if charges else None
+        out.append({
+            "subscription": r["subscription"], "partner": r["partner"], "deal": r["deal"],
+            "customer_domain": r["domain"], "plan": r["plan"], "amount": Decimal(r["amount"]),
+            "currency": r["currency"], "period": r["period"], "billing": r["billing"],
+            "status": "active" if active else "cancelled",
+            "current_period_start": start, "current_period_end": end, "next_renewal": end if active else None,
+        })
+    out.sort(key=lambda x: (x["partner"] or "", x["subscription"]))
     return out

@@ -45,7 +45,7 @@ SUBSCRIPTIONS = Table(
     key=("agg",),
     columns={
         "agg": "TEXT", "subscription": "TEXT", "partner": "TEXT", "domain": "TEXT",
-        "plan": "TEXT", "billing": "TEXT", "currency": "TEXT",
+        "plan": "TEXT", "billing": "TEXT", "currency": "TEXT", "deal": "TEXT", "order_number": "TEXT",
     },
     append_only=True,
 )
@@ -61,7 +61,7 @@ LINES = Table(
         "position": "BIGINT", "partner": "TEXT", "month": "TEXT", "day": "TEXT",
         "entry": "TEXT", "subscription": "TEXT", "charge": "BIGINT", "customer_domain": "TEXT",
         "plan": "TEXT", "billing": "TEXT", "currency": "TEXT", "amount": "TEXT",
-        "rate_day": "TEXT", "recorded": "TEXT", "base": "TEXT",
+        "rate_day": "TEXT", "recorded": "TEXT", "base": "TEXT", "deal": "TEXT", "order_number": "TEXT",
     },
     indexes=(("partner", "month"),),
     append_only=True,
@@ -95,7 +95,7 @@ def clawback(base: Decimal, refund: Decimal, rate: Decimal, currency: str | None
 
 class Statements(Projection):
     name = "statements"
-    version = 3
+    version = 4
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -129,7 +129,8 @@ class Statements(Projection):
             case Subscription.Started():
                 w["st_subscriptions"].put({
                     "agg": agg, "subscription": e.subscription, "partner": e.partner, "domain": e.domain,
-                    "plan": e.plan, "billing": e.billing, "currency": e.currency,
+                    "plan": e.plan, "billing": e.billing, "currency": e.currency, "deal": e.deal,
+                    "order_number": e.order_number,
                 })
                 self._charge(w, agg, 1, day, e.amount, position, recorded)
             case Subscription.Renewed():
@@ -161,6 +162,7 @@ class Statements(Projection):
             "customer_domain": sub["domain"], "plan": sub["plan"], "billing": sub["billing"],
             "currency": sub["currency"], "amount": str(amount), "rate_day": rate_day, "recorded": recorded,
             "base": None if base is None else str(base),  # a refund: what was left of its charge
+            "deal": sub["deal"], "order_number": sub["order_number"],
         })
 
 
@@ -224,19 +226,9 @@ def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[s
         "invoice_to_partner": vendor_share if kind == "net-invoice-to-partner" else ZERO,
         "adjustment": row["month"] if row["adjustment"] else None,
         "position": int(row["position"]),
+        # Descriptive only (outside the fingerprint, see FINGERPRINTED).
+        "deal": row["deal"], "order_number": row["order_number"],
     }
-
-
-MONEY_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
-
-
-def printable(st: dict[str, Any]) -> dict[str, Any]:
-    """A statement for output: every money figure of its lines and totals as
-    text with its currency's minor units (12000 EUR → "12000.00", JPY
-    "12000"); the fingerprint stays that of the values themselves."""
-    lines = [line | {k: money.format_money(line[k], line["currency"]) for k in MONEY_KEYS} for line in st["lines"]]
-    totals = {c: {k: money.format_money(v, c) for k, v in t.items()} for c, t in st["totals"].items()}
-    return st | {"lines": lines, "totals": totals}
 
 
 TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
@@ -308,9 +300,20 @@ def _next_month(month: str) -> str:
     return f"{year + m // 12}-{m % 12 + 1:02d}"
 
 
+# The line fields a fingerprint covers: the figures and what they are for. Fields
+# added for reading (deal, order number, customer name) stay outside, so the
+# fingerprints of statements issued before they existed still verify.
+FINGERPRINTED = (
+    "day", "entry", "subscription", "charge", "customer_domain", "plan", "billing", "amount", "currency", "rate",
+    "commission", "kind", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner",
+    "adjustment", "position",
+)
+
+
 def canonical(st: dict[str, Any]) -> bytes:
     """The statement's content as bytes: what the fingerprint covers."""
-    body = {"partner": st["partner"], "month": st["month"], "lines": st["lines"], "totals": st["totals"]}
+    lines = [{k: line[k] for k in FINGERPRINTED} for line in st["lines"]]
+    body = {"partner": st["partner"], "month": st["month"], "lines": lines, "totals": st["totals"]}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
