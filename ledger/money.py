@@ -43,7 +43,7 @@ def check_currency(code: str) -> str:
     """`code` if it is a currency the ledger takes (see `currencies`);
     raises MoneyError otherwise."""
     if code not in currencies():
-        raise MoneyError(f"currency must be an ISO 4217 code in use such as EUR, not {code!r}")
+        raise MoneyError(f"currency must be an ISO 4217 code in use, in upper case, such as EUR, not {code!r}")
     return code
 
 
@@ -66,7 +66,7 @@ def check_amount(amount: Decimal, currency: str, what: str = "amount") -> Decima
         raise MoneyError(f"{what} must be a positive amount below {MAX_AMOUNT}, not {amount}")
     places = minor_units(currency)
     if amount != amount.quantize(_unit(currency)):
-        raise MoneyError(f"{what} has more decimals than {currency} has minor units ({places}): {amount}")
+        raise MoneyError(f"{what} has at most {places} decimals in {currency} (its minor units), not {amount}")
     return amount
 
 

@@ -68,7 +68,7 @@ def formula_program(h: Harness) -> dict[str, Any]:
              cmd("win_deal", on="2026-02-20", actor="partner:acme", deal=f"d-{i}", billing="invoice",
                  order_number=f"@PO-{i}"),
              cmd("start_subscription", on="2026-03-05", subscription=f"s-{i}", customer_domain=f"c{i}.fi",
-                 plan=text, amount="50.00", currency="EUR", period="monthly", billing="credit-card", deal=f"d-{i}"),
+                 plan=text, amount="50.00", currency="EUR", period="monthly", deal=f"d-{i}"),  # billing: the deal's
              cmd("refund", on="2026-03-06", subscription=f"s-{i}", amount="10.00"))
     return h.ledger.statement("acme", "2026-03", as_of=date(2026, 3, 31))
 

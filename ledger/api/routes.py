@@ -86,8 +86,14 @@ def _deals(ledger: Ledger, p: DealsParams) -> Any:
     return summary(rows) if p.summary else rows
 
 
+def _statement(ledger: Ledger, p: StatementParams) -> Any:
+    from ..export import statement_json  # the CLI's --json: money in the currency's minor units
+
+    return statement_json(ledger.statement(p.partner, p.month, p.known_at, p.day))
+
+
 def _statement_csv(st: dict[str, Any]) -> str:
-    from cli import statement_csv  # the CLI's --csv, one implementation
+    from ..export import statement_csv  # the CLI's --csv, one implementation
 
     return statement_csv(st)
 
@@ -112,6 +118,6 @@ QUERIES: list[Query] = [
     Query("/deals", "The deal pipeline (ledger deals --json)", DealsParams,
           list[schemas.DealRow] | schemas.DealSummary, _deals),
     Query("/statements/{partner}/{month}", "A commission statement (ledger statement --json)", StatementParams,
-          schemas.Statement, lambda ledger, p: ledger.statement(p.partner, p.month, p.known_at, p.day),
+          schemas.Statement, _statement,
           downloads={"csv": ("text/csv; charset=utf-8", _statement_csv)}),
 ]

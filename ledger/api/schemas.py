@@ -53,8 +53,14 @@ class DealSummary(Row):
 
 class StatementLine(Row):
     day: str
+    entry: Literal["charge", "refund"]
     subscription: str
+    charge: int
+    customer: str = Field(description="the customer's name")
     customer_domain: str
+    deal: str | None
+    order_number: str | None
+    plan: str
     billing: str
     amount: Money
     currency: str
@@ -63,7 +69,10 @@ class StatementLine(Row):
     kind: Literal["commission-payable", "net-invoice-to-partner"]
     vendor_share: Money
     partner_share: Money
-    position: int
+    payable_to_partner: Money
+    invoice_to_partner: Money
+    position: int = Field(description="the ledger position `audit explain line` takes")
+    adjustment: str | None = Field(description="for an adjustment, the month (YYYY-MM) it adjusts")
 
 
 class Totals(Row):

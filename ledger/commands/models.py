@@ -161,12 +161,32 @@ class StartSubscription(Data):
     subscription: Id
     customer_domain: Domain | None = None
     plan: Name
-    amount: Money
+    # The currency comes before the amount: the amount's check needs it.
     currency: Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
+    amount: Money
     period: Literal["monthly", "yearly"]
     billing: Billing | None = None
     order_number: Name | None = None
     deal: Id | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, code: str) -> str:
+        try:
+            return money.check_currency(code)
+        except money.MoneyError as e:
+            raise ValueError(str(e).removeprefix("currency ")) from None
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, amount: Decimal, info: Any) -> Decimal:
+        currency = info.data.get("currency")
+        if currency is None:  # the currency itself is wrong: that error says so
+            return amount
+        try:
+            return money.check_amount(amount, currency, what="")
+        except money.MoneyError as e:
+            raise ValueError(str(e).strip()) from None
 
     @model_validator(mode="after")
     def _complete(self) -> StartSubscription:
@@ -174,11 +194,6 @@ class StartSubscription(Data):
             missing = [f for f in ("customer_domain", "billing") if getattr(self, f) is None]
             if missing:
                 raise ValueError(f"without a deal, {' and '.join(missing)} must be given")
-        try:
-            money.check_currency(self.currency)
-            money.check_amount(self.amount, self.currency)
-        except money.MoneyError as e:
-            raise ValueError(str(e)) from None
         return self
 
 
@@ -398,7 +413,7 @@ def human_error(e: dict[str, Any], name: str) -> str:
             pass  # a context without the figure: fall through to the plain message
     message = str(e["msg"]).removeprefix("Value error, ")
     message = message[:1].lower() + message[1:]
-    return f"{name} {message}" if message.startswith("must ") else f"{name}: {message}"
+    return f"{name} {message}" if message.startswith(("must ", "has ")) else f"{name}: {message}"
 
 
 def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> str:
