@@ -392,25 +392,22 @@ class LedgerApp(Application):
         # submitted it is no outcome of the command (the right submitter may
         # send it later), and is decided before any outcome is looked up, so
         # no one reads another actor's outcomes through its ids.
-        actors: dict[int, authority.Actor | Refused] = {}
-        for line, cmd in chunk:
-            if isinstance(cmd, Command):
-                try:
-                    actors[line] = self._actor(cmd, submitter)
-                except Refused as e:
-                    actors[line] = e
-        commands = [(actors[line], c) for line, c in chunk
-                    if isinstance(c, Command) and isinstance(actors[line], authority.Actor)]
+        actors: list[authority.Actor | Refused | None] = []  # one per item of the chunk
+        for _, cmd in chunk:
+            try:
+                actors.append(self._actor(cmd, submitter) if isinstance(cmd, Command) else None)
+            except Refused as e:
+                actors.append(e)
+        commands = [(a, c) for a, (_, c) in zip(actors, chunk) if isinstance(a, authority.Actor)]
         seen = self.outcomes((str(a), c.id) for a, c in commands)
         batch.loaded.update(self.preload(i for a, c in commands if (str(a), c.id) not in seen
                                          for i in likely_aggregates(c)))
         results: list[Result] = []
         outcomes: list[Outcome] = []
-        for line, cmd in chunk:
+        for (line, cmd), actor in zip(chunk, actors):
             if isinstance(cmd, Malformed):
                 results.append(Result(line, None, None, "malformed", str(cmd)))
                 continue
-            actor = actors[line]
             if isinstance(actor, Refused):
                 results.append(Result(line, cmd.id, cmd.type, "refused", str(actor)))
                 continue
