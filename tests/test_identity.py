@@ -309,3 +309,33 @@ def test_a_ledger_written_before_ids_were_per_actor_keeps_its_outcomes(h: Harnes
         assert h.head() == head
     finally:
         h.close()
+
+
+# -- commands the ledger completes itself ---------------------------------------------------------
+def test_a_sweep_or_an_issued_statement_under_one_id_is_what_was_asked_not_what_was_computed(h: Harness) -> None:
+    from datetime import date
+
+    from ledger.audit import Audit
+
+    program(h)
+    h.clock.advance(days=160)  # 2026-06-09: every date below is in the past
+    h.ok(deal("d-1", on="2026-01-10"),
+         cmd("start_subscription", on="2026-02-02", actor="vendor:manager", subscription="s-1", customer_domain="x.fi",
+             plan="pro", amount="10.00", currency="EUR", period="monthly", billing="credit-card"))
+    first = h.ledger.sweep(on=date(2026, 5, 1), command_id="sweep-may")
+    assert first.status == "applied" and first.message.startswith("1 protections lapsed")
+    head = h.head()
+    # The candidates are gone now (they lapsed): the same sweep is still the same command.
+    assert h.ledger.sweep(on=date(2026, 5, 1), command_id="sweep-may").status == "duplicate"
+    with pytest.raises(Exception, match="different command"):
+        h.ledger.sweep(on=date(2026, 5, 2), command_id="sweep-may")  # another day: another command
+    assert h.head() == head
+
+    audit = Audit(h.ledger)
+    assert audit.issue_statement("beta", "2026-02", "issue-1")["status"] == "applied"
+    h.ok(cmd("refund", on="2026-02-03", actor="vendor:manager", subscription="s-1", amount="1.00"))
+    head = h.head()  # the ledger moved on (another position): still the issue of beta's February
+    assert audit.issue_statement("beta", "2026-02", "issue-1")["status"] == "duplicate"
+    with pytest.raises(Exception, match="different command"):
+        audit.issue_statement("beta", "2026-03", "issue-1")
+    assert h.head() == head
