@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ledger.aggregates import CommandRecord, Deal, Subscription, aggregate_id
+from ledger.aggregates import CommandRecord, Deal, Refused, Subscription, aggregate_id
 from ledger.authority import Actor
 from ledger.commands.identity import command_key
 from ledger.persistence import LEGACY_OUTCOMES, OUTCOMES
@@ -327,7 +327,7 @@ def test_a_sweep_or_an_issued_statement_under_one_id_is_what_was_asked_not_what_
     head = h.head()
     # The candidates are gone now (they lapsed): the same sweep is still the same command.
     assert h.ledger.sweep(on=date(2026, 5, 1), command_id="sweep-may").status == "duplicate"
-    with pytest.raises(Exception, match="different command"):
+    with pytest.raises(Refused, match="different command"):
         h.ledger.sweep(on=date(2026, 5, 2), command_id="sweep-may")  # another day: another command
     assert h.head() == head
 
@@ -336,6 +336,6 @@ def test_a_sweep_or_an_issued_statement_under_one_id_is_what_was_asked_not_what_
     h.ok(cmd("refund", on="2026-02-03", actor="vendor:manager", subscription="s-1", amount="1.00"))
     head = h.head()  # the ledger moved on (another position): still the issue of beta's February
     assert audit.issue_statement("beta", "2026-02", "issue-1")["status"] == "duplicate"
-    with pytest.raises(Exception, match="different command"):
+    with pytest.raises(Refused, match="different command"):
         audit.issue_statement("beta", "2026-03", "issue-1")
     assert h.head() == head

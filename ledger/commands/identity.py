@@ -39,6 +39,7 @@ import json
 import re
 from datetime import date
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from .models import Command
@@ -104,11 +105,12 @@ def _digest(obj: dict[str, Any]) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """JSON for what json cannot write: an amount by its value, a time in ISO 8601."""
+    """JSON for what json cannot write: an amount by its value, a time in ISO
+    8601, an enumeration by its value, anything else as its text."""
     if isinstance(value, Decimal):
         return "0" if value == 0 else format(value.normalize(), "f")
     if isinstance(value, date):  # datetime too
         return value.isoformat()
-    if value is None:
-        return None
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+    if isinstance(value, Enum):
+        return value.value
+    return None if value is None else str(value)
