@@ -252,7 +252,7 @@ class LedgerApp(Application):
         CommandRecord); a refused one binds every actor, unless it refused the
         submitter (identity.submitter_refusal)."""
         records = {}
-        applied = {cid for cid, (status, _) in rows.items() if status == "applied"}
+        applied = {cid for _, cid in keys if rows[cid][0] == "applied"}
         for n in self.notifications_of([aggregate_id(CommandRecord.KIND, cid) for cid in sorted(applied)]):
             event = self.mapper.to_domain_event(n)
             if isinstance(event, CommandRecord.Applied):
