@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.aggregates import CommandRecord, Deal, Refused, Subscription, aggregate_id
 from ledger.authority import Actor
@@ -339,3 +341,28 @@ def test_a_sweep_or_an_issued_statement_under_one_id_is_what_was_asked_not_what_
     with pytest.raises(Refused, match="different command"):
         audit.issue_statement("beta", "2026-03", "issue-1")
     assert h.head() == head
+
+
+# -- the fingerprint itself (no database) ------------------------------------------------------
+@given(cents=st.integers(min_value=0, max_value=10**12), other=st.integers(min_value=0, max_value=10**12),
+       trimmed=st.booleans(), as_text=st.booleans(), order=st.randoms(use_true_random=False))
+@settings(max_examples=200, deadline=None)
+def test_a_fingerprint_sees_values_not_spelling(cents: int, other: int, trimmed: bool, as_text: bool,
+                                                order: Any) -> None:
+    from ledger.commands.identity import fingerprint
+    from ledger.commands.models import parse_line
+
+    def line(amount: str, text: bool, shuffle: Any = None) -> str:
+        fields = ['"subscription": "s-1"', f'"amount": {json.dumps(amount) if text else amount}']
+        if shuffle:
+            shuffle.shuffle(fields)
+        return '{"id": "r-1", "type": "refund", "on": "2026-03-05", "data": {' + ", ".join(fields) + "}}"
+
+    def written(c: int, trim: bool) -> str:  # 1250 -> "12.50", or "12.5"; 1200 -> "12.00", or "12"
+        units, rest = divmod(c, 100)
+        full = f"{units}.{rest:02d}"
+        return full.rstrip("0").rstrip(".") if trim else full
+
+    plain = fingerprint(parse_line(line(written(cents, False), True)))
+    assert fingerprint(parse_line(line(written(cents, trimmed), as_text, order))) == plain
+    assert (fingerprint(parse_line(line(written(other, False), True))) == plain) == (other == cents)
