@@ -14,8 +14,9 @@ never defaults filled in later:
 - `type`;
 - `on` as given, or absent. Absent stays absent (not "now"), so re-running a
   file whose lines have no `on` stays `duplicate` on any later day. A given
-  `on` is compared as the instant it denotes: `2026-03-05` and
-  `2026-03-05T00:00:00Z` are the same.
+  `on` is compared as the effective time it denotes once parsed (with the
+  ledger's settings): `2026-03-05` and `2026-03-05T00:00:00Z` are the same
+  when a date means midnight UTC.
 - `data` as validated: canonical JSON (sorted keys) of the command's typed
   fields, absent optional fields and `null` alike left out, text as the model
   keeps it (surrounding whitespace stripped), and numbers by value: `"100.00"`,
@@ -50,7 +51,8 @@ DERIVED: dict[str, frozenset[str]] = {
     "issue_statement": frozenset({"position", "fingerprint", "totals", "lines"}),
 }
 LEGACY = "legacy:"  # prefix of a fingerprint rebuilt from an outcome recorded before this scheme
-# authority.may_act_for's reason: a refusal of the submitter, not of the command.
+# authority.may_act_for's reason as earlier versions recorded it: a refusal of the
+# submitter, not of the command (fixed text: it matches rows already written).
 _SUBMITTER_REFUSAL = re.compile(r" may not submit commands as \S+; only system may")
 
 
