@@ -28,7 +28,7 @@ from .commands import identity
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
 from .db import Database, Sql, Unavailable, redact
-from .persistence import LEGACY_OUTCOMES, OUTCOMES, Outcome
+from .persistence import LEGACY_OUTCOMES, OUTCOMES, OUTCOMES_INSERT, Outcome
 
 A = TypeVar("A", bound=LedgerAggregate)
 
@@ -309,7 +309,12 @@ class LedgerApp(Application):
     def insert_raw(self, rows: Sequence[Notification]) -> None:
         """Restore exported events with their original positions (audit import)."""
         store = self.recorder.datastore  # type: ignore[attr-defined]
+        outcomes = self._outcomes_of_records(rows)
         with store.transaction(commit=True) as c:
+            if outcomes:  # an applied command stays applied: re-submitting it is a duplicate
+                table = OUTCOMES if self.db.kind == "sqlite" else self.recorder.outcomes_table  # type: ignore[attr-defined]
+                insert = f"INSERT INTO {table} {OUTCOMES_INSERT} ON CONFLICT DO NOTHING"
+                c.executemany(insert if self.db.kind == "sqlite" else insert.replace("?", "%s"), outcomes)
             if self.db.kind == "sqlite":
                 c.executemany(
                     f"INSERT INTO {self.events_table} (rowid, originator_id, originator_version, topic, state) "
@@ -326,6 +331,18 @@ class LedgerApp(Application):
                 f"SELECT setval(pg_get_serial_sequence('{self.events_table}', 'notification_id'), "
                 f"(SELECT MAX(notification_id) FROM {self.events_table}))"
             )
+
+    def _outcomes_of_records(self, rows: Sequence[Notification]) -> list[Outcome]:
+        """The outcome rows of the applied commands among these events, rebuilt
+        from their CommandRecords (an export holds events, not outcomes): the
+        key (actor, id) and a fingerprint of type and data, as
+        identity.legacy_fingerprint (whether `on` was given is not recorded)."""
+        out: list[Outcome] = []
+        for n in rows:
+            if n.topic.endswith(":CommandRecord.Applied"):
+                e = self.mapper.to_domain_event(n)
+                out.append((e.command_id, e.actor, identity.legacy_fingerprint(e.command_type, e.data), "applied", None))
+        return out
 
     # -- executing commands ---------------------------------------------------
     def execute(

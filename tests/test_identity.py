@@ -366,3 +366,21 @@ def test_a_fingerprint_sees_values_not_spelling(cents: int, other: int, trimmed:
     plain = fingerprint(parse_line(line(written(cents, False), True)))
     assert fingerprint(parse_line(line(written(cents, trimmed), as_text, order))) == plain
     assert (fingerprint(parse_line(line(written(other, False), True))) == plain) == (other == cents)
+
+
+# -- a ledger restored from an export -------------------------------------------------------------
+def test_a_ledger_restored_from_an_export_keeps_its_applied_commands(h: Harness, tmp_path: Path) -> None:
+    from ledger.audit import Audit
+
+    lines = case("07-same-id-other-command.jsonl")
+    source = Harness(f"sqlite:///{tmp_path / 'source.db'}")
+    try:
+        source.submit(*lines)
+        exported = [json.dumps(r) for r in Audit(source.ledger).export()]
+    finally:
+        source.close()
+    assert Audit(h.ledger).import_(exported) == len(exported)  # into the fresh ledger of each backend
+    head = h.head()
+    # An export holds events, not outcomes: the applied commands' come back from their records.
+    assert statuses(h.submit(*lines)) == ["duplicate", "duplicate", "duplicate", "conflict", "conflict"]
+    assert h.head() == head
