@@ -335,11 +335,13 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     \b
     Each line: {"id": "c-1", "type": "register_deal", "on": "2026-01-10",
                 "actor": "partner:acme", "data": {...}}
-    Re-submitting is safe: a command id already applied is reported as
-    duplicate, one refused before is refused again with its reason (a
-    corrected command needs a new id). A refused line writes nothing; the
-    other lines still apply.
-    Exit status: 0 all applied or duplicate, 1 some refused, 2 some malformed.
+    Re-submitting is safe: a command id is a key of its actor (the line's
+    actor, or --as); the same command again is reported as duplicate, or
+    refused again with its reason; a different command under an id its
+    actor already used is a conflict (a corrected command needs a new id).
+    A refused or conflicting line writes nothing; the other lines still apply.
+    Exit status: 0 all applied or duplicate, 1 some refused or conflict,
+    2 some malformed.
     """
     settings = ctx.find_object(Settings)
     ledger = settings.ledger()
@@ -347,7 +349,7 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     # collect the young generation less often, and never scan what was loaded.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    counts = {s: 0 for s in ("applied", "duplicate", "refused", "malformed")}
+    counts = {s: 0 for s in ("applied", "duplicate", "conflict", "refused", "malformed")}
     total = 0
     # A chunk at a time, reporting as it goes: memory stays flat however long the file.
     with _bar(_size(file), "applying") as progress:
@@ -372,10 +374,10 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
         from ledger.export import plural
 
         click.echo(f"{plural(total, 'line')}: {counts['applied']} applied, {counts['duplicate']} duplicate, "
-                   f"{counts['refused']} refused, {counts['malformed']} malformed")
+                   f"{counts['conflict']} conflict, {counts['refused']} refused, {counts['malformed']} malformed")
     if counts["malformed"]:
         sys.exit(EXIT_USAGE)
-    if counts["refused"]:
+    if counts["refused"] or counts["conflict"]:
         sys.exit(EXIT_REFUSED)
 
 

@@ -24,11 +24,12 @@ from . import authority
 from .aggregates import CommandRecord, Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
 from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
+from .commands import identity
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
 from .identity import guess_customer_domain
 from .db import Database, Sql, Unavailable, redact
-from .persistence import OUTCOMES
+from .persistence import LEGACY_OUTCOMES, OUTCOMES, OUTCOMES_INSERT, Outcome
 
 A = TypeVar("A", bound=LedgerAggregate)
 
@@ -53,7 +54,7 @@ class Result:
     line: int
     id: str | None
     type: str | None
-    status: str  # applied | duplicate | refused | malformed
+    status: str  # applied | duplicate | conflict | refused | malformed
     message: str | None = None
     forbidden: bool = False  # refused by an authority check (HTTP 403), not a business rule
 
@@ -64,7 +65,7 @@ class Result:
 
     def as_dict(self) -> dict[str, Any]:
         out = {"line": self.line, "id": self.id, "type": self.type, "status": self.status}
-        if self.status in ("refused", "malformed"):
+        if self.status in ("refused", "conflict", "malformed"):
             out["reason"] = self.message
         elif self.message:
             out["note"] = self.message
@@ -151,6 +152,7 @@ class LedgerApp(Application):
         # event store's own transaction costs three.
         self.reads = reads
         self.conflicts = 0  # batches re-read and re-applied after losing a race
+        self._legacy_outcomes: bool | None = None  # whether an earlier version's outcome table exists
         self._saved: Callable[[Sequence[Recording]], None] | None = None
         # Aggregates as last saved or read by this process. Each use first reads
         # any newer events from the store (another process may have written).
@@ -202,20 +204,76 @@ class LedgerApp(Application):
     def get(self, cls: type[A], key: str) -> A | None:
         return Batch(self).get(cls, key)
 
-    def outcomes(self, command_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
-        """The final outcome of each of these command ids already seen (one query)."""
-        ids = list(dict.fromkeys(command_ids))
-        out: dict[str, tuple[str, str | None]] = {}
+    def outcomes(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+        """The final outcome of each of these (actor, command id) keys already
+        seen, as (status, note or reason, fingerprint): one query per 1000
+        ids. Outcomes an earlier version recorded by id alone are read as
+        ledger/commands/identity.py describes (the applied ones' actors from
+        their CommandRecords: one more query, only when there are such)."""
+        keys = list(dict.fromkeys(keys))
+        ids = list(dict.fromkeys(cid for _, cid in keys))
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            for cid, status, reason in self.reads.all(
-                f"SELECT id, status, reason FROM {OUTCOMES} WHERE id IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                out[cid] = (status, reason)
+            where, params = self.reads.in_("id", chunk)
+            query = f"SELECT id, actor, fingerprint, status, reason FROM {OUTCOMES} WHERE {where}"
+            if self._has_legacy_outcomes():
+                query += f" UNION ALL SELECT id, NULL, NULL, status, reason FROM {LEGACY_OUTCOMES} WHERE {where}"
+                params = params * 2
+            rows += self.reads.all(query, params)
+        found: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+        legacy: dict[str, tuple[str, str | None]] = {}
+        for cid, actor, fp, status, reason in rows:
+            if actor is None:
+                legacy[cid] = (status, reason)
+            else:
+                found[(actor, cid)] = (status, reason, fp)
+        wanted = set(keys)
+        out = {k: v for k, v in found.items() if k in wanted}
+        if legacy:
+            out.update(self._legacy(legacy, [k for k in keys if k not in found and k[1] in legacy]))
         return out
 
-    def applied_ids(self, command_ids: Iterable[str]) -> set[str]:
-        return {c for c, (status, _) in self.outcomes(command_ids).items() if status == "applied"}
+    def _has_legacy_outcomes(self) -> bool:
+        if self._legacy_outcomes is None:
+            if self.db.kind == "sqlite":
+                row = self.reads.one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                     [LEGACY_OUTCOMES])
+            else:
+                row = self.reads.one("SELECT COUNT(*) FROM pg_tables WHERE tablename = ? "
+                                     "AND schemaname = current_schema()", [LEGACY_OUTCOMES])
+            self._legacy_outcomes = bool(row and row[0])
+        return self._legacy_outcomes
+
+    def _legacy(self, rows: dict[str, tuple[str, str | None]], keys: Sequence[tuple[str, str]]
+                ) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
+        """Outcomes an earlier version recorded by id alone, for the keys asking
+        for them: an applied one is its recorded actor's (fingerprint from its
+        CommandRecord); a refused one binds every actor, unless it refused the
+        submitter (identity.submitter_refusal)."""
+        records = {}
+        applied = {cid for _, cid in keys if rows[cid][0] == "applied"}
+        for n in self.notifications_of([aggregate_id(CommandRecord.KIND, cid) for cid in sorted(applied)]):
+            event = self.mapper.to_domain_event(n)
+            if isinstance(event, CommandRecord.Applied):
+                records[event.command_id] = event
+        out: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+        for actor, cid in keys:
+            status, reason = rows[cid]
+            if status == "applied":
+                record = records.get(cid)
+                if record is None:  # no record to tell whose: the id stays taken, as it was
+                    out[(actor, cid)] = (status, reason, None)
+                elif record.actor == actor:
+                    out[(actor, cid)] = (status, reason,
+                                         identity.legacy_fingerprint(record.command_type, record.data))
+            elif not identity.submitter_refusal(reason):
+                out[(actor, cid)] = (status, reason, None)
+        return out
+
+    def applied_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (actor, command id) keys were applied."""
+        return {k for k, (status, _, _) in self.outcomes(keys).items() if status == "applied"}
 
     # -- the event table itself (audit reads and restores it raw) ---------------
     @property
@@ -253,7 +311,12 @@ class LedgerApp(Application):
         chained in the same transaction as the ledger's own writes are."""
         store = self.recorder.datastore  # type: ignore[attr-defined]
         chained = [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in rows]
+        outcomes = self._outcomes_of_records(rows)
         with store.transaction(commit=True) as c:
+            if outcomes:  # an applied command stays applied: re-submitting it is a duplicate
+                table = OUTCOMES if self.db.kind == "sqlite" else self.recorder.outcomes_table  # type: ignore[attr-defined]
+                insert = f"INSERT INTO {table} {OUTCOMES_INSERT} ON CONFLICT DO NOTHING"
+                c.executemany(insert if self.db.kind == "sqlite" else insert.replace("?", "%s"), outcomes)
             if self.db.kind == "sqlite":
                 c.executemany(
                     f"INSERT INTO {self.events_table} (rowid, originator_id, originator_version, topic, state) "
@@ -273,6 +336,18 @@ class LedgerApp(Application):
                 f"(SELECT MAX(notification_id) FROM {self.events_table}))"
             )
             self.recorder.chain(c, chained)  # type: ignore[attr-defined]
+
+    def _outcomes_of_records(self, rows: Sequence[Notification]) -> list[Outcome]:
+        """The outcome rows of the applied commands among these events, rebuilt
+        from their CommandRecords (an export holds events, not outcomes): the
+        key (actor, id) and a fingerprint of type and data, as
+        identity.legacy_fingerprint (whether `on` was given is not recorded)."""
+        out: list[Outcome] = []
+        for n in rows:
+            if n.topic.endswith(":CommandRecord.Applied"):
+                e = self.mapper.to_domain_event(n)
+                out.append((e.command_id, e.actor, identity.legacy_fingerprint(e.command_type, e.data), "applied", None))
+        return out
 
     # -- executing commands ---------------------------------------------------
     def execute(
@@ -335,33 +410,45 @@ class LedgerApp(Application):
         self, chunk: Sequence[tuple[int, Command | Malformed]], submitter: authority.Actor
     ) -> list[Result]:
         batch = Batch(self)
-        commands = [c for _, c in chunk if isinstance(c, Command)]
-        seen = self.outcomes(c.id for c in commands)
-        batch.loaded.update(self.preload(i for c in commands if c.id not in seen for i in likely_aggregates(c)))
+        # Who each command is: its key is (actor, id). A refusal of who
+        # submitted it is no outcome of the command (the right submitter may
+        # send it later), and is decided before any outcome is looked up, so
+        # no one reads another actor's outcomes through its ids.
+        actors: list[authority.Actor | Refused | None] = []  # one per item of the chunk
+        for _, cmd in chunk:
+            try:
+                actors.append(self._actor(cmd, submitter) if isinstance(cmd, Command) else None)
+            except Refused as e:
+                actors.append(e)
+        commands = [(a, c) for a, (_, c) in zip(actors, chunk) if isinstance(a, authority.Actor)]
+        seen = self.outcomes((str(a), c.id) for a, c in commands)
+        batch.loaded.update(self.preload(i for a, c in commands if (str(a), c.id) not in seen
+                                         for i in likely_aggregates(c)))
         results: list[Result] = []
-        outcomes: list[tuple[str, str, str | None]] = []
-        for line, cmd in chunk:
+        outcomes: list[Outcome] = []
+        for (line, cmd), actor in zip(chunk, actors):
             if isinstance(cmd, Malformed):
                 results.append(Result(line, None, None, "malformed", str(cmd)))
                 continue
-            if cmd.id in seen:
-                # A command id has one final outcome: report it, never evaluate again.
-                status, reason = seen[cmd.id]
-                if status == "applied":
-                    results.append(Result(line, cmd.id, cmd.type, "duplicate", "already applied"))
-                else:
-                    results.append(Result(line, cmd.id, cmd.type, "refused", f"{reason} (refused before)"))
+            if isinstance(actor, Refused):
+                results.append(Result(line, cmd.id, cmd.type, "refused", str(actor)))
+                continue
+            key = (str(actor), cmd.id)
+            if key in seen:
+                # A command has one final outcome: report it, never evaluate again.
+                results.append(self._seen(line, cmd, key, seen[key]))
                 continue
             batch.begin_command()
             try:
-                note = self._apply(batch, cmd, submitter)
+                note = self._apply(batch, cmd, actor, submitter.token)
             except Refused as e:
                 batch.rollback_command()
                 result = Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
             else:
                 result = Result(line, cmd.id, cmd.type, "applied", note)
-            seen[cmd.id] = (result.status, result.message)
-            outcomes.append((cmd.id, result.status, result.message))
+            fingerprint = identity.fingerprint(cmd)
+            seen[key] = (result.status, result.message, fingerprint)
+            outcomes.append((cmd.id, key[0], fingerprint, result.status, result.message))
             results.append(result)
         pending = batch.pending()
         try:
@@ -383,15 +470,37 @@ class LedgerApp(Application):
             self._saved(recordings)
         return results
 
-    def _apply(self, batch: Batch, cmd: Command, submitter: authority.Actor) -> str | None:
+    @staticmethod
+    def _actor(cmd: Command, submitter: authority.Actor) -> authority.Actor:
+        """The command's actor (its `actor`, or the submitter), whose key its id
+        is; raises Refused for an unknown actor or one the submitter may not
+        act for."""
         try:
             actor = authority.Actor.parse(cmd.actor) if cmd.actor else submitter
         except ValueError as e:
             raise Refused(str(e)) from None
         authority.may_act_for(submitter, actor)
+        return actor
+
+    @staticmethod
+    def _seen(line: int, cmd: Command, key: tuple[str, str], outcome: tuple[str, str | None, str | None]) -> Result:
+        """The result of a command whose key already has an outcome: the same
+        command reports it (duplicate, or refused again with its reason); a
+        different one under the same key is a conflict and writes nothing."""
+        status, reason, fingerprint = outcome
+        if not identity.same_command(fingerprint, cmd):
+            return Result(line, cmd.id, cmd.type, "conflict",
+                          f"{key[0]} already used id {cmd.id} for a different command (it was {status}); "
+                          "a different command needs a new id")
+        if status == "applied":
+            return Result(line, cmd.id, cmd.type, "duplicate", "already applied")
+        return Result(line, cmd.id, cmd.type, "refused", f"{reason} (refused before)")
+
+    def _apply(self, batch: Batch, cmd: Command, actor: authority.Actor, token: str | None) -> str | None:
+        """Run one command as `actor`; `token` names the API token it came through (recorded on its events)."""
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
-        ctx = Context(cmd.id, str(actor), cmd.on or now, now, submitter.token)
+        ctx = Context(cmd.id, str(actor), cmd.on or now, now, token)
         note = HANDLERS[cmd.type](batch, cmd.data, ctx)
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note

@@ -47,7 +47,7 @@ class Audit:
                               totals=json.loads(json.dumps(st["totals"], default=str)), lines=len(st["lines"]))
         cmd = Command(id=command_id or f"issue-{uuid4().hex}", type="issue_statement", on=None, actor=None, data=data)
         result = self.ledger.submit([(1, cmd)])[0]
-        if result.status == "refused":
+        if result.status in ("refused", "conflict"):
             raise Refused(result.message)
         return {"statement": f"{partner}/{month}", "position": position, "fingerprint": st["fingerprint"],
                 "lines": len(st["lines"]), "totals": st["totals"], "status": result.status}

@@ -1,10 +1,13 @@
 """The event store's recorders (eventsourcing's own), extended in three ways.
 
 1. Each command's outcome (applied, or refused and why) is written in the same
-   transaction as the command's events. A command id therefore has one final
-   outcome: re-submitting it, after a crash or on purpose, reports that outcome
-   instead of evaluating it again in a different state. The table's primary
-   key also settles two writers racing on the same id.
+   transaction as the command's events, under its key (actor, id) with the
+   command's fingerprint (ledger/commands/identity.py). A command therefore
+   has one final outcome: re-submitting it, after a crash or on purpose,
+   reports that outcome instead of evaluating it again in a different state.
+   The table's primary key also settles two writers racing on the same key.
+   Earlier versions kept outcomes by id alone in `ledger_commands`; that table
+   is left as it was and only read (LEGACY_OUTCOMES).
 2. Each stored event's audit-chain link (ledger/chain.py) is written in the
    same transaction as the event, after the events' write lock is taken: a
    committed event is always chained, and only the ledger's own writes are.
@@ -27,8 +30,14 @@ from psycopg.errors import DuplicateObject
 
 from . import chain
 
-OUTCOMES = "ledger_commands"
-Outcome = tuple[str, str, str | None]  # command id, "applied" | "refused", note or reason
+OUTCOMES = "ledger_outcomes"
+LEGACY_OUTCOMES = "ledger_commands"  # (id PRIMARY KEY, status, reason): written by earlier versions
+# command id, actor, fingerprint, "applied" | "refused", note or reason
+Outcome = tuple[str, str, str, str, str | None]
+# The key's id comes first: a batch looks its outcomes up by id.
+OUTCOMES_COLUMNS = ("(id TEXT NOT NULL, actor TEXT NOT NULL, fingerprint TEXT NOT NULL, status TEXT NOT NULL, "
+                    "reason TEXT, PRIMARY KEY (id, actor))")
+OUTCOMES_INSERT = "(id, actor, fingerprint, status, reason) VALUES (?, ?, ?, ?, ?)"
 CREATE_LOCK = 7_334_112_901  # advisory lock key: "creating the ledger's tables"
 SELECT_HEAD = f"SELECT position, link FROM {chain.HEAD} WHERE id = 1"
 _UNREAD = object()
@@ -41,7 +50,7 @@ def _rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> list[chai
 class SQLiteRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
-                f"CREATE TABLE IF NOT EXISTS {OUTCOMES} (id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)",
+                f"CREATE TABLE IF NOT EXISTS {OUTCOMES} {OUTCOMES_COLUMNS}",
                 *chain.create_sql()]
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
@@ -51,7 +60,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             # The insert above took the database's write lock: the head read here is the last one.
             self.chain(c, _rows(ids, stored_events))
         if outcomes:
-            c.executemany(f"INSERT INTO {OUTCOMES} (id, status, reason) VALUES (?, ?, ?)", list(outcomes))
+            c.executemany(f"INSERT INTO {OUTCOMES} {OUTCOMES_INSERT}", list(outcomes))
         return ids
 
     def chain(self, c: Any, rows: Sequence[chain.Row]) -> None:
@@ -62,7 +71,7 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
         with self.datastore.transaction(commit=True) as c:
-            c.executemany(f"INSERT INTO {OUTCOMES} (id, status, reason) VALUES (?, ?, ?)", list(outcomes))
+            c.executemany(f"INSERT INTO {OUTCOMES} {OUTCOMES_INSERT}", list(outcomes))
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -93,8 +102,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
                             with contextlib.suppress(DuplicateObject), conn.transaction():
                                 curs.execute(statement, prepare=False)
                     self._create_table(curs)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.outcomes_table} "
-                         "(id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.outcomes_table} {OUTCOMES_COLUMNS}")
             for statement in self.chain_sql:
                 conn.execute(statement)
         self.datastore.register_type_adapters()  # after the connection went back to the pool
@@ -105,7 +113,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         if outcomes:
             with curs.connection.cursor() as c:  # the events' cursor still holds their new positions
-                c.executemany(f"INSERT INTO {self.outcomes_table} (id, status, reason) VALUES (%s, %s, %s)",
+                c.executemany(f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s"),
                               list(outcomes))
         # Queued in the pipeline: its answer comes with the events' ids, no round trip of its own.
         # Never prepared: a pipeline whose insert fails (a lost race) skips the
@@ -144,5 +152,5 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
         with self.datastore.transaction(commit=True) as c:
-            c.executemany(f"INSERT INTO {self.outcomes_table} (id, status, reason) VALUES (%s, %s, %s)",
+            c.executemany(f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s"),
                           list(outcomes))

@@ -66,9 +66,10 @@ class Ledger:
         return results
 
     def command(self, envelope: dict[str, Any]) -> Result:
-        """One command from CLI options; raises Malformed or Refused."""
+        """One command from CLI options; raises Malformed, or Refused when it
+        is refused or conflicts with another command under its id."""
         result = self.submit([(1, build(envelope, options=True))])[0]
-        if result.status == "refused":
+        if result.status in ("refused", "conflict"):
             raise Refused(result.message)
         return result
 

@@ -199,7 +199,8 @@ def test_submit_file_reports_each_line_and_resubmission_is_all_duplicate(cli: Cl
     assert out[7].startswith("line 8: applied start_trial c-6") and "runs until 2026-02-24" in out[7]
     assert len(out) == len(PROGRAM) + 1
     assert all(" applied " in o for o in out[:-1])
-    assert out[-1] == f"{len(PROGRAM)} lines: {len(PROGRAM)} applied, 0 duplicate, 0 refused, 0 malformed"
+    assert out[-1] == (f"{len(PROGRAM)} lines: {len(PROGRAM)} applied, 0 duplicate, 0 conflict, 0 refused, "
+                       "0 malformed")
     assert first.err == ""
     head = cli.head()
     assert head > len(PROGRAM)
@@ -210,8 +211,8 @@ def test_submit_file_reports_each_line_and_resubmission_is_all_duplicate(cli: Cl
     assert [(r["line"], r["id"], r["status"]) for r in results] == [
         (i, c["id"], "duplicate") for i, c in enumerate(PROGRAM, 1)]
     assert [r["type"] for r in results] == [c["type"] for c in PROGRAM]
-    assert summary == {"summary": {"lines": len(PROGRAM), "applied": 0, "duplicate": len(PROGRAM), "refused": 0,
-                                   "malformed": 0, "position": head}}
+    assert summary == {"summary": {"lines": len(PROGRAM), "applied": 0, "duplicate": len(PROGRAM), "conflict": 0,
+                                   "refused": 0, "malformed": 0, "position": head}}
     # And once more from stdin, --json after the sub-command.
     stdin = cli.ok("--as", "system", "submit", "-", "--json", stdin=path.read_text())
     *results, summary = stdin.jsonl()
@@ -238,7 +239,7 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
     assert "own domain" in results[1]["reason"]
     assert "may not accept deal" in results[3]["reason"]
     assert summary["summary"] | {"position": None} == {
-        "lines": 4, "applied": 2, "duplicate": 0, "refused": 2, "malformed": 0, "position": None}
+        "lines": 4, "applied": 2, "duplicate": 0, "conflict": 0, "refused": 2, "malformed": 0, "position": None}
     assert summary["summary"]["position"] == head + 4 + 2  # deal, customer, claim, record; note, record
     head = summary["summary"]["position"]
 
@@ -248,7 +249,7 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
     assert r.code == 1, str(r)
     assert r.out.splitlines() == [
         "line 1: refused register_deal r-5 - vendor:manager may not submit commands as partner:acme; only system may",
-        "1 line: 0 applied, 0 duplicate, 1 refused, 0 malformed"]
+        "1 line: 0 applied, 0 duplicate, 0 conflict, 1 refused, 0 malformed"]
     assert cli.head() == head
 
     # Re-submitted with --problems-only: only the refused lines and the summary.
@@ -258,7 +259,7 @@ def test_submit_stdin_refused_lines_write_nothing_and_exit_1(cli: Cli) -> None:
         "line 2: refused register_deal r-2 - me@acme.fi is on partner acme's own domain; "
         "register the customer's name and email, not your own (refused before)",
         "line 5: refused accept_deal r-4 - partner:acme may not accept deal (refused before)",
-        "4 lines: 0 applied, 2 duplicate, 2 refused, 0 malformed"]
+        "4 lines: 0 applied, 2 duplicate, 0 conflict, 2 refused, 0 malformed"]
 
 
 def test_submit_streams_a_file_longer_than_one_chunk_with_its_line_numbers(cli: Cli) -> None:
@@ -279,7 +280,8 @@ def test_submit_streams_a_file_longer_than_one_chunk_with_its_line_numbers(cli: 
     *problems, summary = r.jsonl()
     assert [(p["line"], p["status"]) for p in problems] == [(wrong, "refused"), (wrong + 1, "malformed")]
     assert summary["summary"] | {"position": None} == {
-        "lines": count - 1, "applied": count - 3, "duplicate": 0, "refused": 1, "malformed": 1, "position": None}
+        "lines": count - 1, "applied": count - 3, "duplicate": 0, "conflict": 0, "refused": 1, "malformed": 1,
+        "position": None}
     assert summary["summary"]["position"] == cli.head() > head
 
 
@@ -334,10 +336,13 @@ def test_single_commands_from_options_and_positional_arguments(cli: Cli) -> None
                "--on", "2026-01-13")
     assert r.out.rstrip() == "applied: add_deal_note (note-1)"
     head = cli.head()
-    r = cli.ok("--as", "partner:acme", "deal", "note", "d-1", "something else", "--id", "note-1",
-               "--on", "2026-01-14", "--json")
+    r = cli.ok("--as", "partner:acme", "deal", "note", "d-1", "asked for the 30-day extension", "--id", "note-1",
+               "--on", "2026-01-13", "--json")
     assert r.json() == {"line": 1, "id": "note-1", "type": "add_deal_note", "status": "duplicate",
                         "note": "already applied"}
+    # The same id for a different command of the same actor is a conflict: exit 1, nothing written.
+    r = cli("--as", "partner:acme", "deal", "note", "d-1", "something else", "--id", "note-1", "--on", "2026-01-14")
+    assert_one_line_error(r, 1, "partner:acme already used id note-1 for a different command")
     deals, overview = cli.many(["deals", "--json", "--as-of", "2026-01-20"],
                                ["overview", "--partner", "acme", "--json", "--as-of", "2026-01-20"])
     assert cli.head() == head

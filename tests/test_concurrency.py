@@ -93,6 +93,32 @@ def test_two_partners_racing_for_one_customer_end_with_one_protection(h: Harness
         assert h.ledger.app.get(Deal, protecting).review == "pending"
 
 
+def test_two_processes_racing_on_one_key_apply_it_once_and_other_actors_ids_are_their_own(
+        h: Harness, tmp_path: Path) -> None:
+    """Ids are keys of their actor (INTERFACE.md "Additions"): acme's and
+    beta's n-i are two commands; acme's n-i sent by two processes with two
+    texts is one command, applied once, and a conflict for the other."""
+    program(h)
+    h.ok(deal("d-1"), deal("d-2", partner="beta", email="bob@two.fi", name="Two GmbH"))
+    n = 30
+
+    def notes(actor: str, deal_: str, text: str) -> list[dict]:
+        return [cmd("add_deal_note", id=f"n-{i}", on="2026-01-11", actor=actor, deal=deal_, text=f"{text} {i}")
+                for i in range(n)]
+
+    a, b = run_workers(h.url, tmp_path, [notes("partner:acme", "d-1", "first"),
+                                         [x for pair in zip(notes("partner:beta", "d-2", "beta"),
+                                                            notes("partner:acme", "d-1", "second")) for x in pair]])
+    beta = b[0::2]
+    assert [r["status"] for r in beta] == ["applied"] * n  # beta's ids were never acme's
+    acme = a + b[1::2]
+    for i in range(n):
+        mine = sorted(r["status"] for r in acme if r["id"] == f"n-{i}")
+        assert mine == ["applied", "conflict"], (i, mine)  # one key, one command: the loser conflicts
+    h.ledger.app.repository.cache and h.ledger.app.repository.cache.clear()
+    assert h.ledger.app.get(Deal, "d-1").notes == n and h.ledger.app.get(Deal, "d-2").notes == n
+
+
 def test_the_races_above_really_happened() -> None:
     # Both race tests ran before this one (file order); if no worker ever lost a
     # race, they proved nothing about concurrency.

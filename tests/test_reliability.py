@@ -252,8 +252,8 @@ def test_overlapping_concurrent_submitters_apply_each_command_once(db_url: str, 
     applied = Counter(r["id"] for r in results if r["status"] == "applied")
     assert applied and max(applied.values()) == 1  # no command applied twice
     with Ledger(db_url, "system") as ledger:
-        records = ledger.app.applied_ids(json.loads(x)["id"] for x in lines)
-        assert records == set(applied)  # every applied command is recorded, nothing else
+        records = ledger.app.applied_keys((c["actor"], c["id"]) for c in map(json.loads, lines))
+        assert {cid for _, cid in records} == set(applied)  # every applied command is recorded, nothing else
         deals = ledger.deals(None, None, None, AS_OF)
         _no_domain_protected_twice(deals)
         live = state(db_url)

@@ -1,11 +1,15 @@
-"""CommandRecord: one per applied command id. Saved atomically with the command's
-effects, so the store itself guarantees a command id takes effect at most once
-(a second writer of the same id hits the unique (originator_id, version) key)."""
+"""CommandRecord: one per applied command, keyed by its (actor, id) pair
+(ledger/commands/identity.py: an id is an idempotency key of its actor). Saved
+atomically with the command's effects, so the store itself guarantees that a
+command takes effect at most once (a second writer of the same key hits the
+unique (originator_id, version) key). Records written before ids were per actor
+are keyed by the id alone."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..commands.identity import command_key
 from .base import Context, LedgerAggregate
 
 
@@ -22,4 +26,5 @@ class CommandRecord(LedgerAggregate):
 
     @classmethod
     def record(cls, command_type: str, data: dict[str, Any], ctx: Context) -> CommandRecord:
-        return cls._new(cls.Applied, ctx.command_id, ctx, command_type=command_type, data=data)
+        return cls._new(cls.Applied, command_key(ctx.actor, ctx.command_id), ctx,
+                        command_type=command_type, data=data)
