@@ -166,7 +166,9 @@ def emit(ctx: click.Context, value: Any, human: Callable[[], str]) -> None:
 
 def parse_day(value: str | None, name: str = "--as-of") -> date:
     if value is None:
-        return datetime.now(timezone.utc).date()
+        from ledger.timeline import business_date
+
+        return business_date(datetime.now(timezone.utc))  # today in LEDGER_TIMEZONE
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -180,7 +182,8 @@ def parse_moment(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 timestamp", param_hint="--known-at") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    # An instant: one moment written with any offset gives the same answer.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 as_of_option = click.option("--as-of", metavar="DATE", help="Answer as of this effective date (default today); "
@@ -745,11 +748,12 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     trials, subscriptions with each billing option) and show what happened.
     Safe to run twice: the second run applies nothing new."""
     from ledger.sample import generate
+    from ledger.timeline import business_date
 
     settings = ctx.find_object(Settings)
     settings.actor = "system"  # the sample submits on behalf of partners and the vendor
     ledger = settings.ledger()
-    today = datetime.now(timezone.utc).date()
+    today = business_date(datetime.now(timezone.utc))
     lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
     results = ledger.submit_lines(lines)
     counts: dict[str, int] = {}

@@ -26,8 +26,10 @@ from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
+from .commands.order import InOrder, customers_of
 from .db import Database, Sql, Unavailable, redact
 from .persistence import OUTCOMES
+from .timeline import business_date, check_effective_date
 
 A = TypeVar("A", bound=LedgerAggregate)
 
@@ -133,7 +135,7 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     if domain:
         ids.append(aggregate_id(Customer.KIND, domain.strip().lower()))
         if cmd.type == "report_usage" and cmd.on is not None:
-            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain.strip().lower(), cmd.on.date())))
+            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain.strip().lower(), business_date(cmd.on))))
     return ids
 
 
@@ -333,6 +335,7 @@ class LedgerApp(Application):
         commands = [c for _, c in chunk if isinstance(c, Command)]
         seen = self.outcomes(c.id for c in commands)
         batch.loaded.update(self.preload(i for c in commands if c.id not in seen for i in likely_aggregates(c)))
+        batch.loaded.update(self.preload(i for i in customers_of(batch.loaded.values()) if i not in batch.loaded))
         results: list[Result] = []
         outcomes: list[tuple[str, str, str | None]] = []
         for line, cmd in chunk:
@@ -387,7 +390,10 @@ class LedgerApp(Application):
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
         ctx = Context(cmd.id, str(actor), cmd.on or now, now)
-        note = HANDLERS[cmd.type](batch, cmd.data, ctx)
+        check_effective_date(ctx.actor, cmd.type, ctx.at, now)
+        uow = InOrder(batch, ctx)  # effective dates never run backwards
+        note = HANDLERS[cmd.type](uow, cmd.data, ctx)
+        uow.advance()
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note
 

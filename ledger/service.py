@@ -17,9 +17,11 @@ from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
 from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
+from .settings import Time
 
 class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
+        Time.from_env()  # a bad LEDGER_TIMEZONE (or other time setting) says so at once
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
         self.sql = self.db.connect()  # first: a failed connection says why, at once

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
+from ..timeline import business_date
 from .base import Projection, Table, Writer, iso
 
 CUSTOMERS = Table(
@@ -99,7 +100,7 @@ class Overview(Projection):
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg = e.originator_id.hex
-        day = e.at.date().isoformat()
+        day = business_date(e.at).isoformat()
         match e:
             case Customer.Recognised():
                 w["ov_customers"].put({"agg": agg, "domain": e.domain, "name": e.name})
@@ -132,7 +133,7 @@ class Overview(Projection):
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
                     "customer_name": e.customer_name, "started_on": day, "days": e.days,
-                    "ends_on": iso(e.at.date() + timedelta(days=e.days)),
+                    "ends_on": iso(business_date(e.at) + timedelta(days=e.days)),
                 })
                 # A customer first seen through usage or a subscription has its
                 # domain as name; the trial brings the company's name.
@@ -155,10 +156,10 @@ class Overview(Projection):
                     "domain": e.domain, "deal": e.deal, "plan": e.plan, "amount": str(e.amount),
                     "currency": e.currency, "period": e.period, "billing": e.billing,
                     "started_on": day, "last_charge_on": day,
-                    "renewal_due": iso(period_end(e.at.date(), e.period)),
+                    "renewal_due": iso(period_end(business_date(e.at), e.period)),
                 })
                 w["ov_charges"].put({"agg": agg, "charge": 1, "day": day,
-                                     "period_end": iso(period_end(e.at.date(), e.period))})
+                                     "period_end": iso(period_end(business_date(e.at), e.period))})
             case Subscription.Renewed():
                 w["ov_subscriptions"].update(agg, last_charge_on=day, renewal_due=iso(e.period_end))
                 w["ov_charges"].put({"agg": agg, "charge": e.charge, "day": day, "period_end": iso(e.period_end)})
