@@ -367,8 +367,10 @@ class LedgerApp(Application):
                 # One atomic put of every new event of the batch and of the
                 # commands' outcomes. (Application.save does the same through
                 # generic protocol checks that cost more than the insert itself.)
-                recordings = self.events.put([e for agg in pending for e in agg.collect_events()],
-                                             outcomes=outcomes)
+                # In the order the commands were applied (each command's recorded
+                # time is its own), so the log keeps effective dates in order.
+                events = sorted((e for agg in pending for e in agg.collect_events()), key=lambda e: e.timestamp)
+                recordings = self.events.put(events, outcomes=outcomes)
             elif outcomes:
                 self.recorder.insert_outcomes(outcomes)  # type: ignore[attr-defined]
         except IntegrityError:
