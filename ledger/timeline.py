@@ -59,6 +59,16 @@ def recorded_text(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def shift(day: date, days: int) -> date:
+    """`day` moved by `days` days, held at the first or last calendar date
+    instead of overflowing: queries take any date as `--as-of`, and their
+    windows (90 days back, 30 days ahead) must still have an edge."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
+
+
 def check_effective_date(actor: str, command_type: str, at: datetime, now: datetime) -> None:
     """Refuse (Refused) a command dated too far ahead of the ledger clock `now`:
 

@@ -283,6 +283,16 @@ def test_today_is_the_business_zone_s_today(h: Harness, monkeypatch: pytest.Monk
     h.ok(deal("d-1", on="2027-06-02"))
 
 
+def test_queries_take_any_calendar_date_as_of(h: Harness) -> None:
+    assert [r.status for r in submit_case(h, "01-billing-anchor-31st.jsonl")] == ["applied"] * 7
+    for as_of in (date.min, date(1970, 1, 1), date(2199, 12, 31), date.max):
+        h.ledger.attention(None, as_of)
+        h.ledger.deals(None, None, None, as_of)
+        rows = h.ledger.overview("acme", None, as_of)
+        assert [r["status"] for r in rows] == ([] if as_of < date(2026, 1, 5) else ["active"]), as_of
+    assert sorted(i["code"] for i in h.ledger.attention(None, date.max)) == ["customer-inactive", "renewal-due"]
+
+
 # -- effective dates never run backwards for a record or a customer's lifecycle ------------------
 def test_a_backdated_note_on_a_deal_is_refused_naming_the_date(h: Harness) -> None:
     program(h)
