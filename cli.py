@@ -170,7 +170,9 @@ def emit(ctx: click.Context, value: Any, human: Callable[[], str]) -> None:
 
 def parse_day(value: str | None, name: str = "--as-of") -> date:
     if value is None:
-        return datetime.now(timezone.utc).date()
+        from ledger.timeline import today
+
+        return today()  # in LEDGER_TIMEZONE
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -180,11 +182,12 @@ def parse_day(value: str | None, name: str = "--as-of") -> date:
 def parse_moment(value: str | None) -> datetime | None:
     if value is None:
         return None
+    from ledger.timeline import parse_instant
+
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO 8601 timestamp", param_hint="--known-at") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_instant(value)  # an instant: one moment with any offset gives the same answer
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--known-at") from None
 
 
 as_of_option = click.option("--as-of", metavar="DATE", help="Answer as of this effective date (default today); "
@@ -859,11 +862,12 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     trials, subscriptions with each billing option) and show what happened.
     Safe to run twice: the second run applies nothing new."""
     from ledger.sample import generate
+    from ledger.timeline import business_date
 
     settings = ctx.find_object(Settings)
     settings.actor = "system"  # the sample submits on behalf of partners and the vendor
     ledger = settings.ledger()
-    today = datetime.now(timezone.utc).date()
+    today = business_date(datetime.now(timezone.utc))
     lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
     results = ledger.submit_lines(lines)
     counts: dict[str, int] = {}

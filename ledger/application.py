@@ -27,9 +27,11 @@ from .clock import Clock
 from .commands import identity
 from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
-from .identity import guess_customer_domain
+from .commands.order import InOrder, customers_of
 from .db import Database, Sql, Unavailable, redact
+from .identity import guess_customer_domain
 from .persistence import LEGACY_OUTCOMES, OUTCOMES, OUTCOMES_INSERT, Outcome
+from .timeline import business_date, check_effective_date
 
 A = TypeVar("A", bound=LedgerAggregate)
 
@@ -134,7 +136,7 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     if domain:
         ids.append(aggregate_id(Customer.KIND, domain))
         if cmd.type == "report_usage" and cmd.on is not None:
-            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain, cmd.on.date())))
+            ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain, business_date(cmd.on))))
     return ids
 
 
@@ -424,6 +426,7 @@ class LedgerApp(Application):
         seen = self.outcomes((str(a), c.id) for a, c in commands)
         batch.loaded.update(self.preload(i for a, c in commands if (str(a), c.id) not in seen
                                          for i in likely_aggregates(c)))
+        batch.loaded.update(self.preload(i for i in customers_of(batch.loaded.values()) if i not in batch.loaded))
         results: list[Result] = []
         outcomes: list[Outcome] = []
         for (line, cmd), actor in zip(chunk, actors):
@@ -456,8 +459,10 @@ class LedgerApp(Application):
                 # One atomic put of every new event of the batch and of the
                 # commands' outcomes. (Application.save does the same through
                 # generic protocol checks that cost more than the insert itself.)
-                recordings = self.events.put([e for agg in pending for e in agg.collect_events()],
-                                             outcomes=outcomes)
+                # In the order the commands were applied (each command's recorded
+                # time is its own), so the log keeps effective dates in order.
+                events = sorted((e for agg in pending for e in agg.collect_events()), key=lambda e: e.timestamp)
+                recordings = self.events.put(events, outcomes=outcomes)
             elif outcomes:
                 self.recorder.insert_outcomes(outcomes)  # type: ignore[attr-defined]
         except IntegrityError:
@@ -501,7 +506,10 @@ class LedgerApp(Application):
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
         ctx = Context(cmd.id, str(actor), cmd.on or now, now, token)
-        note = HANDLERS[cmd.type](batch, cmd.data, ctx)
+        check_effective_date(ctx.actor, cmd.type, ctx.at, now)
+        uow = InOrder(batch, ctx)  # effective dates never run backwards
+        note = HANDLERS[cmd.type](uow, cmd.data, ctx)
+        uow.advance()
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note
 

@@ -17,9 +17,12 @@ from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
 from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
+from .settings import Time
+from .timeline import business_date
 
 class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
+        Time.from_env()  # a bad LEDGER_TIMEZONE (or other time setting) says so at once
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
         self.sql = self.db.connect()  # first: a failed connection says why, at once
@@ -169,7 +172,7 @@ class Ledger:
 
         notifications = [n for n in self.app.notifications_of([aggregate_id(Deal.KIND, deal)])]
         events = [(self.app.mapper.to_domain_event(n), n) for n in notifications]
-        events = [(e, n) for e, n in events if e.at.date() <= as_of]
+        events = [(e, n) for e, n in events if business_date(e.at) <= as_of]
         if not events:
             raise Refused(f"no deal {deal}")
         registered = events[0][0]
@@ -180,7 +183,7 @@ class Ledger:
         for e, _ in events:
             text = getattr(e, "text", None) or getattr(e, "note", None)
             if text:
-                notes.append({"day": e.at.date().isoformat(), "actor": e.actor, "text": text})
+                notes.append({"day": business_date(e.at).isoformat(), "actor": e.actor, "text": text})
             if isinstance(e, Deal.ClosedWon):
                 order_number = e.order_number
         return {

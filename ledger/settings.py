@@ -1,10 +1,14 @@
 """Settings users tune without touching code: the attention thresholds, read
-from LEDGER_ATTENTION_<NAME> environment variables (whole days)."""
+from LEDGER_ATTENTION_<NAME> environment variables (whole days), and the
+business calendar (LEDGER_TIMEZONE, LEDGER_MAX_FUTURE_DAYS,
+LEDGER_RENEWAL_WINDOW_DAYS)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -37,3 +41,50 @@ class Attention:
                 raise ValueError(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
             values[f.name] = int(raw)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Time:
+    """The business calendar: LEDGER_TIMEZONE (an IANA zone name, default
+    UTC), LEDGER_MAX_FUTURE_DAYS (how far ahead of the ledger clock a vendor's
+    or system's command may be dated, default 7) and LEDGER_RENEWAL_WINDOW_DAYS
+    (how many days before its period ends a renewal is accepted, default 7).
+
+    `from_env` raises ValueError (exit status 2 at the CLI) naming the variable."""
+
+    timezone: str = "UTC"
+    max_future_days: int = 7
+    renewal_window_days: int = 7
+
+    @classmethod
+    def from_env(cls) -> Time:
+        zone = os.environ.get("LEDGER_TIMEZONE", "").strip() or "UTC"
+        business_zone(zone)  # validates the name
+        return cls(
+            timezone=zone,
+            max_future_days=_days("LEDGER_MAX_FUTURE_DAYS", cls.max_future_days),
+            renewal_window_days=_days("LEDGER_RENEWAL_WINDOW_DAYS", cls.renewal_window_days),
+        )
+
+
+def _days(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) > 3650:
+        raise ValueError(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
+    return int(raw)
+
+
+@lru_cache(maxsize=16)
+def business_zone(name: str) -> ZoneInfo:
+    """The zone of an IANA name (from the `tzdata` package where the system
+    has no zone files). Raises ValueError naming LEDGER_TIMEZONE if unknown."""
+    try:
+        if name != name.strip() or not name or ".." in name or name.startswith("/"):
+            raise ValueError
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError, OSError):
+        raise ValueError(
+            f"LEDGER_TIMEZONE must be an IANA time zone name such as UTC or Europe/Helsinki, not {name!r}"
+        ) from None

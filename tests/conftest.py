@@ -21,7 +21,7 @@ from ledger.service import Ledger
 FIGURES: Counter = Counter()  # reliability figures, printed after the run and quoted in the README
 ADMIN_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("LEDGER_REQUIRE_POSTGRES") == "1"
-START = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2027, 6, 1, 9, 0, tzinfo=timezone.utc)  # after every effective date the tests use
 
 
 def _admin_connect() -> Any:

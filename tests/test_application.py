@@ -261,7 +261,8 @@ def test_refund_of_the_latest_charge_unless_one_is_named(h: Harness) -> None:
     assert [str(c.refunded) for c in s.charges] == ["100.00", "40.00"]
     assert "exceeds" in h.refused(cmd("refund", on="2026-03-11", actor="vendor:manager", subscription="s-1", amount="60.01"))
     assert "no charge 7" in h.refused(cmd("refund", on="2026-03-11", actor="vendor:manager", subscription="s-1", amount="1.00", charge=7))
-    assert "predate" in h.refused(cmd("refund", on="2026-03-01", actor="vendor:manager", subscription="s-1", amount="1.00"))
+    # Backdated before the subscription's last fact (the refunds of 10 March): refused, naming that date.
+    assert "dated 2026-03-10" in h.refused(cmd("refund", on="2026-03-01", actor="vendor:manager", subscription="s-1", amount="1.00"))
 
 
 # -- authority ------------------------------------------------------------------------------
@@ -342,7 +343,7 @@ def test_a_refused_line_writes_nothing_and_the_rest_apply(h: Harness) -> None:
         deal("d-bad", email="me@acme.fi"),
         cmd("start_trial", actor="partner:acme", trial="t-1", partner="acme", customer_name="Example Oy",
             customer_email="jane@example.fi", days=99),
-        cmd("add_deal_note", actor="partner:acme", deal="d-1", text="ok"),
+        cmd("add_deal_note", on="2026-01-10", actor="partner:acme", deal="d-1", text="ok"),
     )
     assert [r.status for r in results] == ["applied", "refused", "malformed", "applied"]
     assert h.ledger.app.get(Deal, "d-bad") is None and h.ledger.app.get(Trial, "t-1") is None

@@ -78,9 +78,10 @@ def world(h: Harness) -> None:
     program(h)
     h.ok(*[deal(f"d-{x}", email=f"c@{x}.fi", name=f"{x.title()} Oy", on="2026-01-10") for x in DEAL_TARGETS],
          deal("d-won", email="c@won.fi", name="Won Oy", on="2026-01-10"))
-    h.ok(accept("d-won", on="2026-01-12"), accept("d-win", on="2026-01-12"),  # a deal is won once accepted
-         cmd("win_deal", on="2026-01-20", actor="partner:acme", deal="d-won", billing="credit-card"),
-         cmd("start_subscription", on="2026-01-21", actor="vendor:manager", subscription="s-1",
+    # s-1's first period ends on 12 February: its renewal on ON (5 February) is due (renewal window).
+    h.ok(accept("d-won", on="2026-01-11"), accept("d-win", on="2026-01-11"),  # a deal is won once accepted
+         cmd("win_deal", on="2026-01-11", actor="partner:acme", deal="d-won", billing="credit-card"),
+         cmd("start_subscription", on="2026-01-12", actor="vendor:manager", subscription="s-1",
              customer_domain="won.fi", plan="pro", amount="100.00", currency="EUR", period="monthly",
              billing="credit-card", deal="d-won"),
          cmd("start_trial", on="2026-02-01", actor="partner:acme", trial="t-1", partner="acme",
@@ -1001,4 +1002,4 @@ def test_a_finance_command_in_a_bulk_file_does_not_crash_the_batch(h: Harness) -
     assert second.status == "applied"
     if first.status != "applied":
         assert first.status in ("refused", "malformed") and message_problems(first.message) == []
-        assert h.head() - before == 2  # the note and its command record only
+        assert h.head() - before == 3  # the note, its customer's lifecycle date and its command record only

@@ -107,7 +107,8 @@ def test_subscription_periods_and_refunds() -> None:
                            "credit-card", None, ctx("2026-01-31"))
     assert s.renewal_due == date(2026, 2, 28)  # month ends clamp
     s.renew(ctx("2026-02-28"))
-    assert (s.latest.number, s.latest.period_start, s.latest.period_end) == (2, date(2026, 2, 28), date(2026, 3, 28))
+    # The anchor day (31st) survives February: the 2nd period ends on 31 March, not 28 March.
+    assert (s.latest.number, s.latest.period_start, s.latest.period_end) == (2, date(2026, 2, 28), date(2026, 3, 31))
     s.refund(Decimal("30.00"), None, ctx("2026-03-01"))
     with pytest.raises(Refused, match="exceeds"):
         s.refund(Decimal("70.01"), None, ctx("2026-03-01"))

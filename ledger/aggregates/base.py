@@ -11,6 +11,8 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ..timeline import business_date
+
 # Client-chosen string ids map to stable UUIDs, so a JSON Lines file can refer
 # to what an earlier line created and two writers agree on the aggregate id.
 _NAMESPACE = UUID("6a0f3f5e-2b1c-4d0e-9a57-3c1d5e8f9b21")
@@ -38,7 +40,8 @@ class Context:
 
     @property
     def day(self) -> date:
-        return self.at.date()
+        """The business date of the effective time (in LEDGER_TIMEZONE)."""
+        return business_date(self.at)
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,10 @@ class LedgerAggregate(Aggregate):
     ``apply`` of an event re-runs on every replay and must never refuse."""
 
     KIND = ""
+    # Deals, trials, subscriptions and customers: their effective dates never
+    # run backwards (checked by ledger.commands.order before a command acts).
+    ORDERED = False
+    last_day: date | None = None  # the business date of its latest fact
 
     class Event(Aggregate.Event):
         actor: str
@@ -68,6 +75,14 @@ class LedgerAggregate(Aggregate):
         # Keyword-only with a default: events stored before it existed decode
         # without it (the class attribute answers None).
         token: str | None = field(default=None, kw_only=True)
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            if aggregate is not None:  # on replay too: derived from the events alone
+                day = business_date(self.at)
+                if aggregate.last_day is None or day > aggregate.last_day:
+                    aggregate.last_day = day
+            return aggregate
 
     class Created(Event, Aggregate.Created):
         pass

@@ -13,6 +13,7 @@ from .base import Context, LedgerAggregate, Refused
 
 class Customer(LedgerAggregate):
     KIND = "customer"
+    ORDERED = True
 
     class Recognised(LedgerAggregate.Created):
         domain: str
@@ -47,6 +48,12 @@ class Customer(LedgerAggregate):
         def apply(self, c: Customer) -> None:
             c.active_subscriptions.discard(self.subscription)
 
+    class LifecycleAdvanced(LedgerAggregate.Event):
+        """One of the customer's deals, trials or subscriptions acted on a
+        later effective date than any fact of the customer so far; the event
+        only moves the customer's `last_day` (its `at`), so a backdated command
+        on any record of this customer is refused (ledger.commands.order)."""
+
     def __init__(self, domain: str, name: str) -> None:
         self.domain = domain
         self.name = name
@@ -75,6 +82,12 @@ class Customer(LedgerAggregate):
 
     def detach_subscription(self, subscription: str, ctx: Context) -> None:
         self._trigger(self.SubscriptionDetached, ctx, subscription=subscription)
+
+    def advance_lifecycle(self, ctx: Context) -> None:
+        """Record that the customer's lifecycle reached `ctx.day`, unless a fact
+        of the customer already carries that date or a later one."""
+        if self.last_day is None or ctx.day > self.last_day:
+            self._trigger(self.LifecycleAdvanced, ctx)
 
 
 class UsageDay(LedgerAggregate):

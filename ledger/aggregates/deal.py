@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from ..timeline import business_date
 from .base import Context, LedgerAggregate, Refused
 
 STAGES = ("new", "newsletter-subscription", "trial", "closed-won", "closed-lost")
@@ -16,6 +17,7 @@ PROTECTION_DAYS = 90
 
 class Deal(LedgerAggregate):
     KIND = "deal"
+    ORDERED = True
 
     class Registered(LedgerAggregate.Created):
         deal: str
@@ -27,7 +29,7 @@ class Deal(LedgerAggregate):
         note: str | None
 
         def apply(self, d: Deal) -> None:
-            d.last_action = self.at.date()
+            d.last_action = business_date(self.at)
             d.notes = 1 if self.note else 0
 
     class Accepted(LedgerAggregate.Event):
@@ -46,14 +48,14 @@ class Deal(LedgerAggregate):
 
         def apply(self, d: Deal) -> None:
             d.stage = self.stage
-            d._touch(self.at.date())
+            d._touch(business_date(self.at))
 
     class NoteAdded(LedgerAggregate.Event):
         text: str
 
         def apply(self, d: Deal) -> None:
             d.notes += 1
-            d._touch(self.at.date())
+            d._touch(business_date(self.at))
 
     class ClosedWon(LedgerAggregate.Event):
         billing: str
@@ -61,13 +63,13 @@ class Deal(LedgerAggregate):
 
         def apply(self, d: Deal) -> None:
             d.stage, d.billing, d.order_number = "closed-won", self.billing, self.order_number
-            d.closed_on = self.at.date()
+            d.closed_on = business_date(self.at)
 
     class ClosedLost(LedgerAggregate.Event):
         note: str | None
 
         def apply(self, d: Deal) -> None:
-            d.stage, d.closed_on = "closed-lost", self.at.date()
+            d.stage, d.closed_on = "closed-lost", business_date(self.at)
             if self.note:
                 d.notes += 1
 

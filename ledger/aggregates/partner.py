@@ -7,6 +7,7 @@ from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
+from ..timeline import business_date
 from .base import Context, LedgerAggregate, Refused
 
 
@@ -26,13 +27,13 @@ class Partner(LedgerAggregate):
         commission_rate: Decimal
 
         def apply(self, p: Partner) -> None:
-            p._add_rate(self.at.date(), self.commission_rate)
+            p._add_rate(business_date(self.at), self.commission_rate)
 
     class RateSet(LedgerAggregate.Event):
         commission_rate: Decimal
 
         def apply(self, p: Partner) -> None:
-            p._add_rate(self.at.date(), self.commission_rate)
+            p._add_rate(business_date(self.at), self.commission_rate)
 
     def __init__(self, partner: str, name: str, domains: list[str], commission_rate: Decimal) -> None:
         self.partner = partner

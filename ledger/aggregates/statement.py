@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..timeline import business_month
 from .base import Context, LedgerAggregate, Refused
 
 
@@ -40,7 +41,7 @@ class IssuedStatement(LedgerAggregate):
                 f"statement {partner}/{month} was already issued at position {existing.position} "
                 f"(sha256 {existing.fingerprint[:16]}…); issued statements never change"
             )
-        if month > ctx.at.strftime("%Y-%m"):
+        if month > business_month(ctx.at):
             raise Refused(f"statement month {month} has not begun yet")
         return cls._new(
             cls.Issued, cls.key(partner, month), ctx, partner=partner, month=month, position=position,

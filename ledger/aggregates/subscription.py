@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from .. import money
+from ..settings import Time
+from ..timeline import business_date
 from .base import Context, LedgerAggregate, Refused
 from .deal import BILLING_OPTIONS
 
@@ -30,8 +32,14 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def period_end(start: date, period: str) -> date:
-    return add_months(start, 1 if period == "monthly" else 12)
+def period_end(start: date, period: str, number: int = 1) -> date:
+    """The end (the first day of the next period) of billing period `number`
+    (1 = the first) of a subscription whose first period starts on `start`,
+    its anchor day. Each end is computed from the anchor, never from the
+    previous end, so the anchor day survives short months: monthly from
+    31 Jan ends 28 Feb, 31 Mar, 30 Apr; yearly from 29 Feb ends on 28 Feb,
+    and on 29 Feb in leap years (case 01)."""
+    return add_months(start, number * (1 if period == "monthly" else 12))
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Charge:
 
 class Subscription(LedgerAggregate):
     KIND = "subscription"
+    ORDERED = True
 
     class Started(LedgerAggregate.Created):
         subscription: str
@@ -60,7 +69,7 @@ class Subscription(LedgerAggregate):
         order_number: str | None
 
         def apply(self, s: Subscription) -> None:
-            start = self.at.date()
+            start = business_date(self.at)
             s.charges.append(Charge(1, start, self.amount, start, period_end(start, self.period)))
 
     class Renewed(LedgerAggregate.Event):
@@ -71,12 +80,12 @@ class Subscription(LedgerAggregate):
 
         def apply(self, s: Subscription) -> None:
             s.charges.append(
-                Charge(self.charge, self.at.date(), self.amount, self.period_start, self.period_end)
+                Charge(self.charge, business_date(self.at), self.amount, self.period_start, self.period_end)
             )
 
     class Cancelled(LedgerAggregate.Event):
         def apply(self, s: Subscription) -> None:
-            s.cancelled_on = self.at.date()
+            s.cancelled_on = business_date(self.at)
 
     class Refunded(LedgerAggregate.Event):
         charge: int
@@ -138,15 +147,33 @@ class Subscription(LedgerAggregate):
     def renewal_due(self) -> date:
         return self.latest.period_end
 
+    @property
+    def anchor(self) -> date:
+        """The first period's start: every period end is counted from it."""
+        return self.charges[0].period_start
+
+    def renewal_opens(self, window_days: int) -> date:
+        """The first day a renewal of the current period is accepted: `window_days`
+        (LEDGER_RENEWAL_WINDOW_DAYS) before the current period ends."""
+        return self.latest.period_end - timedelta(days=window_days)
+
     def renew(self, ctx: Context) -> None:
+        """Charge the next period, once, when the current one is about to end
+        (INTERFACE "Additions": LEDGER_RENEWAL_WINDOW_DAYS; case 12)."""
         if self.cancelled_on:
             raise Refused(f"subscription {self.subscription} was cancelled on {self.cancelled_on}")
         if ctx.day < self.latest.day:
             raise Refused(f"a renewal cannot predate the latest charge ({self.latest.day})")
-        start = self.latest.period_end
+        opens = self.renewal_opens(Time.from_env().renewal_window_days)
+        if ctx.day < opens:
+            raise Refused(
+                f"subscription {self.subscription} is paid until {self.latest.period_end}; "
+                f"the next period is not due: renew from {opens}"
+            )
+        number = self.latest.number + 1
         self._trigger(
-            self.Renewed, ctx, charge=self.latest.number + 1, amount=self.amount,
-            period_start=start, period_end=period_end(start, self.period),
+            self.Renewed, ctx, charge=number, amount=self.amount,
+            period_start=self.latest.period_end, period_end=period_end(self.anchor, self.period, number),
         )
 
     def cancel(self, ctx: Context) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from ..timeline import business_date
 from .base import Context, LedgerAggregate, Refused
 
 STANDARD_DAYS = 14
@@ -13,6 +14,7 @@ EXTENDED_DAYS = 30
 
 class Trial(LedgerAggregate):
     KIND = "trial"
+    ORDERED = True
 
     class Started(LedgerAggregate.Created):
         trial: str
@@ -23,7 +25,7 @@ class Trial(LedgerAggregate):
         days: int
 
         def apply(self, t: Trial) -> None:
-            t.started_on = self.at.date()
+            t.started_on = business_date(self.at)
 
     class Extended(LedgerAggregate.Event):
         days: int
@@ -35,7 +37,7 @@ class Trial(LedgerAggregate):
         subscription: str
 
         def apply(self, t: Trial) -> None:
-            t.converted_on = self.at.date()
+            t.converted_on = business_date(self.at)
 
     class Expired(LedgerAggregate.Event):
         def apply(self, t: Trial) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..render import attention_rows
 from ..service import Ledger
+from ..timeline import parse_instant, today
 from . import schemas
 
 PartnerId = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$", description="partner id")
@@ -45,17 +46,11 @@ class Params(BaseModel):
     @field_validator("known_at", mode="before")
     @classmethod
     def _moment(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_instant(value) if isinstance(value, str) else value  # the CLI's --known-at rule
 
     @property
     def day(self) -> date:
-        return self.as_of or datetime.now(timezone.utc).date()
+        return self.as_of or today()  # in LEDGER_TIMEZONE, as on the CLI
 
 
 class OverviewParams(Params):

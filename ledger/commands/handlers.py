@@ -319,9 +319,18 @@ def report_usage(uow: UnitOfWork, d: m.ReportUsage, ctx: Context) -> str | None:
 
 
 def sweep(uow: UnitOfWork, d: m.Sweep, ctx: Context) -> str | None:
-    lapsed = sum(1 for key in d.deals if (deal := uow.get(Deal, key)) and deal.record_lapse_if_due(ctx))
-    expired = sum(1 for key in d.trials if (trial := uow.get(Trial, key)) and trial.expire_if_due(ctx))
+    lapsed = sum(1 for key in d.deals if (deal := _swept(uow, Deal, key)) and deal.record_lapse_if_due(ctx))
+    expired = sum(1 for key in d.trials if (trial := _swept(uow, Trial, key)) and trial.expire_if_due(ctx))
     return f"{lapsed} protections lapsed, {expired} trials expired"
+
+
+def _swept(uow: UnitOfWork, cls: type[A], key: str) -> A | None:
+    """A sweep's candidate, or None when a fact of it (or of its customer) is
+    dated after the sweep: it is left for a later sweep, not the whole sweep refused."""
+    try:
+        return uow.get(cls, key)
+    except Refused:
+        return None
 
 
 def issue_statement(uow: UnitOfWork, d: m.IssueStatement, ctx: Context) -> str | None:

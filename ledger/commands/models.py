@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -16,6 +16,8 @@ from pydantic import (
 )
 
 from .. import money
+
+from ..timeline import day_start, effective
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -278,29 +280,28 @@ class Malformed(ValueError):
 
 
 def parse_when(value: Any) -> datetime | None:
-    """An effective date or date-time; a date means its midnight UTC, a naive
-    date-time is taken as UTC. Years outside 1970-2199 are refused as typos."""
+    """An effective date or date-time as an instant in UTC. A date means the
+    start of that business day, a naive date-time is wall time, both in
+    LEDGER_TIMEZONE (ledger.timeline); a date-time with an offset is that
+    instant. Years outside 1970-2199 are refused as typos."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        when = value
-    elif isinstance(value, date):
-        when = datetime.combine(value, time(), timezone.utc)
-    elif isinstance(value, str) and 8 <= len(value) <= 40:
-        try:
-            when = (
-                datetime.combine(date.fromisoformat(value), time(), timezone.utc)
-                if len(value) == 10
-                else datetime.fromisoformat(value.replace("Z", "+00:00"))
-            )
-        except ValueError:
-            raise Malformed(f"'on' is not an ISO 8601 date or date-time: {value!r}") from None
-    else:
-        raise Malformed(f"'on' must be an ISO 8601 date or date-time string, not {type(value).__name__}")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     try:
-        when = when.astimezone(timezone.utc)
+        if isinstance(value, datetime):
+            when = effective(value)
+        elif isinstance(value, date):
+            when = day_start(value)
+        elif isinstance(value, str) and 8 <= len(value) <= 40:
+            try:
+                when = (
+                    day_start(date.fromisoformat(value))
+                    if len(value) == 10
+                    else effective(datetime.fromisoformat(value.replace("Z", "+00:00")))
+                )
+            except ValueError:
+                raise Malformed(f"'on' is not an ISO 8601 date or date-time: {value!r}") from None
+        else:
+            raise Malformed(f"'on' must be an ISO 8601 date or date-time string, not {type(value).__name__}")
     except OverflowError:
         raise Malformed(f"'on' is out of range: {value!r}") from None
     if not 1970 <= when.year <= 2199:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
+from ..timeline import business_date, shift
 from .base import Projection, Table, Writer, iso
 
 CUSTOMERS = Table(
@@ -100,7 +101,7 @@ class Overview(Projection):
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg = e.originator_id.hex
-        day = e.at.date().isoformat()
+        day = business_date(e.at).isoformat()
         match e:
             case Customer.Recognised():
                 w["ov_customers"].put({"agg": agg, "domain": e.domain, "name": e.name})
@@ -133,7 +134,7 @@ class Overview(Projection):
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
                     "customer_name": e.customer_name, "started_on": day, "days": e.days,
-                    "ends_on": iso(e.at.date() + timedelta(days=e.days)),
+                    "ends_on": iso(business_date(e.at) + timedelta(days=e.days)),
                 })
                 # A customer first seen through usage or a subscription has its
                 # domain as name; the trial brings the company's name.
@@ -156,10 +157,10 @@ class Overview(Projection):
                     "domain": e.domain, "deal": e.deal, "plan": e.plan, "amount": str(e.amount),
                     "currency": e.currency, "period": e.period, "billing": e.billing,
                     "started_on": day, "last_charge_on": day,
-                    "renewal_due": iso(period_end(e.at.date(), e.period)),
+                    "renewal_due": iso(period_end(business_date(e.at), e.period)),
                 })
                 w["ov_charges"].put({"agg": agg, "charge": 1, "day": day,
-                                     "period_end": iso(period_end(e.at.date(), e.period))})
+                                     "period_end": iso(period_end(business_date(e.at), e.period))})
             case Subscription.Renewed():
                 w["ov_subscriptions"].update(agg, last_charge_on=day, renewal_due=iso(e.period_end))
                 w["ov_charges"].put({"agg": agg, "charge": e.charge, "day": day, "period_end": iso(e.period_end)})
@@ -269,7 +270,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
         for d in domains
     }
     day = as_of.isoformat()
-    since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+    since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
     known = dict(latest or {})
     for chunk in sql.chunks([d for d in domains if d not in known]):
         cond, params = sql.in_("domain", chunk)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..aggregates import Deal
 from ..aggregates.deal import PROTECTION_DAYS, STAGES
+from ..timeline import business_date
 from .base import Projection, Table, Writer
 
 DEALS = Table(
@@ -44,7 +45,7 @@ class Pipeline(Projection):
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         deals = w["pl_deals"]
         agg = e.originator_id.hex
-        day = e.at.date().isoformat()
+        day = business_date(e.at).isoformat()
         match e:
             case Deal.Registered():
                 deals.put({

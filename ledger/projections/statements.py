@@ -23,6 +23,7 @@ from typing import Any
 
 from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
+from ..timeline import business_date, recorded_text
 from .base import Projection, Table, Writer
 
 CENT = Decimal("0.01")
@@ -115,8 +116,8 @@ class Statements(Projection):
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         agg, position = e.originator_id.hex, n.id
-        day = e.at.date().isoformat()
-        recorded = e.timestamp.isoformat()
+        day = business_date(e.at).isoformat()
+        recorded = recorded_text(e.timestamp)  # compared as text: one fixed UTC form
         match e:
             case Partner.Enrolled():
                 w["st_partners"].put({"agg": agg, "partner": e.partner})
@@ -181,7 +182,7 @@ class Cut:
             params.append(self.position)
         if self.recorded is not None:
             cond.append("recorded <= ?")
-            params.append(self.recorded.isoformat())
+            params.append(recorded_text(self.recorded))
         return (" AND " + " AND ".join(cond) if cond else ""), params
 
     def before(self, position: int) -> Cut:
