@@ -170,7 +170,7 @@ def test_every_command_against_every_actor_over_http(api: Api) -> None:
                 if "belongs to another partner" not in detail:
                     # Settled before the ledger saw it: not even an outcome. (An ownership
                     # refusal is the command's outcome, recorded as `submit` records it.)
-                    assert not h.ledger.app.outcomes([line["id"]]), (type_, actor, "a 403 recorded an outcome")
+                    assert not h.ledger.app.outcomes([(actor, line["id"])]), (type_, actor, "a 403 recorded an outcome")
 
 
 def test_an_envelope_actor_other_than_the_tokens_is_403_unless_system(api: Api) -> None:
