@@ -190,12 +190,12 @@ def test_a_token_revoked_mid_run_fails_from_the_next_request(world: Any) -> None
     with httpx.Client(base_url=server.base, timeout=30) as client:
         for i in range(6):
             statuses.append(client.post("/api/v1/commands", headers=bearer(tokens["partner:acme"]), content=json.dumps(
-                cmd("add_deal_note", on="2026-01-20", deal="d1", text=f"note {i}"))).status_code)
+                cmd("add_deal_note", on="2026-02-05", deal="d1", text=f"note {i}"))).status_code)
         out = subprocess.run([LEDGER, "--db", h.url, "token", "revoke", "partner-acme"], capture_output=True)
         assert out.returncode == 0, out.stderr
         for i in range(3):
             statuses.append(client.post("/api/v1/commands", headers=bearer(tokens["partner:acme"]), content=json.dumps(
-                cmd("add_deal_note", on="2026-01-20", deal="d1", text=f"late {i}"))).status_code)
+                cmd("add_deal_note", on="2026-02-05", deal="d1", text=f"late {i}"))).status_code)
             statuses.append(client.get("/api/v1/deals", headers=bearer(tokens["partner:acme"])).status_code)
         assert client.get("/api/v1/deals", headers=bearer(tokens["partner:beta"])).status_code == 200
     assert statuses == [200] * 6 + [401] * 6

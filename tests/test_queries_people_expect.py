@@ -108,10 +108,11 @@ def test_late_line_names_the_month_it_adjusts(h: Harness) -> None:
 
     h.clock.advance(days=80)
     with Ledger(h.url, "vendor:finance", clock=h.clock) as finance:
-        Audit(finance).issue_statement("acme", "2026-02")
-    h.ok(cmd("refund", on="2026-02-15", subscription="s-1", amount="100.00", charge=1))
-    (late,) = [line for line in h.ledger.statement("acme", "2026-03")["lines"] if line["adjustment"]]
-    assert late["adjustment"] == "2026-02" and late["amount"] == Decimal("-100.00") and late["customer"] == "Example Oy"
+        Audit(finance).issue_statement("acme", "2026-03")
+    # Dated in the issued month (after the subscription's last fact), recorded later.
+    h.ok(cmd("refund", on="2026-03-15", subscription="s-1", amount="100.00", charge=2))
+    (late,) = [line for line in h.ledger.statement("acme", "2026-04")["lines"] if line["adjustment"]]
+    assert late["adjustment"] == "2026-03" and late["amount"] == Decimal("-100.00") and late["customer"] == "Example Oy"
 
 
 @pytest.mark.parametrize("data, field, says", [

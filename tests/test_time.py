@@ -69,7 +69,8 @@ def test_case_01_monthly_from_the_31st_keeps_its_anchor(h: Harness) -> None:
         (date(2026, 3, 31), date(2026, 4, 30))]
     assert s.renewal_due == date(2026, 4, 30)  # not the 28th
     # The read side says the same: the renewal flag names 30 April.
-    reasons = [i["reason"] for i in h.ledger.attention("acme", date(2026, 4, 10)) if i["code"] == "renewal-due"]
+    # (within the monthly renewal-due window, LEDGER_ATTENTION_RENEWAL_DUE_DAYS_MONTHLY: 7 days)
+    reasons = [i["reason"] for i in h.ledger.attention("acme", date(2026, 4, 25)) if i["code"] == "renewal-due"]
     assert reasons == ["renewal of Pro for example.fi due on 2026-04-30"]
     assert [x[1] for x in lines_of(h, "2026-03")] == ["2026-03-31"]  # the renewal of 31 March is March's
 
