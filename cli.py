@@ -131,6 +131,8 @@ def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
                   ledger overview --partner nordic-grc
                   ledger submit commands.jsonl
     """
+    if ctx.get_parameter_source("actor") is click.core.ParameterSource.DEFAULT and "LEDGER_ACTOR" in os.environ:
+        actor = os.environ["LEDGER_ACTOR"]  # click treats an empty one as unset: refuse it like --as ""
     ctx.obj = Settings(db, actor, as_json)
 
 
