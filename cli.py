@@ -42,18 +42,42 @@ class Settings:
             self._ledger.close()
 
 
+MAX_ERROR = 500  # characters in an error line, at most
+MAX_POSITION = 2**63 - 1  # the largest position either database stores
+MAX_ECHO = 120  # characters of a long word (a value, a URL) an error line repeats
+
+
+def bounded(message: str) -> str:
+    """`message` on one line of at most MAX_ERROR characters: a long value in
+    it is echoed as its first MAX_ECHO characters and an ellipsis."""
+    import re
+
+    line = re.sub(r"\S{%d,}" % (MAX_ECHO + 1), lambda m: m.group()[:MAX_ECHO] + "…", " ".join(message.split()))
+    return line if len(line) <= MAX_ERROR - 7 else line[: MAX_ERROR - 8] + "…"
+
+
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {' '.join(message.split())}", err=True)  # always one line
+    click.echo(f"error: {bounded(message)}", err=True)  # always one bounded line
     sys.exit(code)
 
 
 class LedgerGroup(click.Group):
     """Turns the ledger's errors into one line and its exit status."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as e:
+            e.message = bounded(e.message)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+        except click.ClickException as e:  # click's own usage errors echo the value whole
+            e.message = bounded(e.message)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except BrokenPipeError:
             # The reader (e.g. `| head`) went away: stop quietly, like other tools.
@@ -149,8 +173,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Characters JSON leaves raw inside strings that other tools take as line
+# breaks: escaped, so JSON output is one line per record, by bytes too.
+_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def dump(value: Any) -> str:
-    return json.dumps(_plain(value), ensure_ascii=False)
+    """`value` as one line of JSON (UTF-8 kept, line-breaking characters escaped)."""
+    return json.dumps(_plain(value), ensure_ascii=False).translate(_BREAKS)
 
 
 def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)") -> str:
@@ -631,7 +661,7 @@ def explain_item(ctx: click.Context, code: str, subject: str, as_of: str | None)
 
 
 @audit_explain.command("line")
-@click.argument("position", type=int)
+@click.argument("position", type=click.IntRange(1, MAX_POSITION))
 @json_option
 @click.pass_context
 def explain_line(ctx: click.Context, position: int) -> None:
@@ -640,16 +670,17 @@ def explain_line(ctx: click.Context, position: int) -> None:
 
 
 @audit.command("export")
-@click.option("--from", "start", type=click.IntRange(min=1), default=1, help="First position (default 1).")
-@click.option("--to", "stop", type=click.IntRange(min=1), help="Last position (default the head).")
+@click.option("--from", "start", type=click.IntRange(1, MAX_POSITION), default=1, help="First position (default 1).")
+@click.option("--to", "stop", type=click.IntRange(1, MAX_POSITION), help="Last position (default the head).")
 @click.option("-o", "--output", type=click.File("w"), default="-", help="File to write (default stdout).")
 @click.pass_context
 def audit_export(ctx: click.Context, start: int, stop: int | None, output: Any) -> None:
     """Write the event log as JSON Lines, exactly as stored, for archiving."""
     audit_ = _audit(ctx)
-    with _bar(stop or audit_.app.head(), "exporting") as progress:
+    stop = min(stop or MAX_POSITION, audit_.app.head())  # past the head: up to the head
+    with _bar(stop, "exporting") as progress:
         for row in audit_.export(start, stop, progress):
-            output.write(json.dumps(row, ensure_ascii=False) + "\n")
+            output.write(dump(row) + "\n")
 
 
 @audit.command("import")
@@ -737,9 +768,10 @@ class _bar:
 
 # -- demo -----------------------------------------------------------------------------------
 @main.command()
-@click.option("--seed", default=7, show_default=True, help="Sample data seed.")
-@click.option("--partners", default=4, show_default=True, help="Number of partners.")
-@click.option("--deals", "deal_count", default=60, show_default=True, help="Number of deals.")
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(0, MAX_POSITION), help="Sample data seed.")
+@click.option("--partners", default=4, show_default=True, type=click.IntRange(1, 100), help="Number of partners.")
+@click.option("--deals", "deal_count", default=60, show_default=True, type=click.IntRange(0, 100_000),
+              help="Number of deals.")
 @json_option
 @click.pass_context
 def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:

@@ -273,6 +273,9 @@ class Sql:
         return sql.replace("?", "%s") if self.pg else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.pg and any(isinstance(v, str) and "\x00" in v for v in params):
+            # PostgreSQL cannot hold one; no stored id or name has one (input is refused).
+            raise ValueError("a value asked for contains a NUL character, which no id or name contains")
         return self.conn.execute(self._q(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -5,7 +5,7 @@ reader's authority to every query. The CLI is a thin layer over this."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -15,6 +15,7 @@ from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
+from .days import shift
 from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 
@@ -75,7 +76,7 @@ class Ledger:
         """Record protections that lapsed and trials that expired by `on`."""
         sql = self.reader()
         day = on.isoformat()
-        lapse_by = (on - timedelta(days=PROTECTION_DAYS)).isoformat()
+        lapse_by = shift(on, -PROTECTION_DAYS).isoformat()
         deals = [r[0] for r in sql.all(
             "SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL "
             "AND stage IN ('new', 'newsletter-subscription', 'trial') AND last_action <= ?", [lapse_by])]

@@ -34,10 +34,14 @@ _DECIMAL = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
 # Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$")]
+# Never in any text: DEL and the C1 controls (NEL among them), and the
+# bidirectional controls (U+061C, U+200E/F, U+202A-E, U+2066-9) that make a
+# name or note display as something else.
+_CONTROLS = r"\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # One-line text: no control characters or line breaks (PostgreSQL text cannot even hold NUL).
-_LINE = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
+_LINE = rf"^[^\x00-\x1f{_CONTROLS}\u2028\u2029]*$"
 # Free text (notes) may hold line breaks and tabs, still no other control characters.
-_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_TEXT = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f{_CONTROLS}]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE)]
@@ -271,12 +275,19 @@ def one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_CHARACTERS = {  # what a text's pattern refuses, said in words
+    _LINE: "must be one line without control characters or bidirectional controls",
+    _TEXT: "must not contain control characters (other than tab and line breaks) or bidirectional controls",
+}
+
+
 def _one_line(err: ValidationError, prefix: str = "") -> str:
     parts = []
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
         loc = ".".join(one_line(str(x), 40) for x in e["loc"]) or "line"
-        parts.append(f"{prefix}{loc}: {one_line(e['msg'], 120)}")
+        msg = _CHARACTERS.get((e.get("ctx") or {}).get("pattern", ""), e["msg"])
+        parts.append(f"{prefix}{loc}: {one_line(msg, 120)}")
     more = len(errors) - 3
     return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 
