@@ -22,19 +22,21 @@ import click
 
 # Heavy modules (eventsourcing, pydantic, psycopg) load on first use, so
 # `ledger --help` stays as quick as click itself.
-EXIT_REFUSED, EXIT_USAGE, EXIT_DB = 1, 2, 3
+EXIT_REFUSED, EXIT_USAGE, EXIT_DB, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 class Settings:
     def __init__(self, db: str | None, actor: str, as_json: bool) -> None:
         self.db, self.actor, self.json = db, actor, as_json
         self._ledger: Any = None
+        # What is done, for the line an interrupt (Ctrl-C) prints.
+        self.done = "anything written was written whole (one transaction per command or batch)"
 
     def ledger(self) -> Any:
         if self._ledger is None:
             from ledger.service import Ledger
 
-            self._ledger = Ledger(self.db, self.actor)
+            self._ledger = Ledger(self.db, self.actor, create=_writes())
         return self._ledger
 
     def close(self) -> None:
@@ -54,6 +56,21 @@ def bounded(message: str) -> str:
 
     line = re.sub(r"\S{%d,}" % (MAX_ECHO + 1), lambda m: m.group()[:MAX_ECHO] + "…", " ".join(message.split()))
     return line if len(line) <= MAX_ERROR - 7 else line[: MAX_ERROR - 8] + "…"
+
+
+# The commands that may create a ledger; every other one (a query) needs one.
+WRITERS = ("submit", "sweep", "demo", "partner", "deal", "trial", "subscription", "usage", "audit import",
+           "statement issue")
+
+
+def _writes() -> bool:
+    """Whether the command being run may create the ledger (a write)."""
+    ctx, names = click.get_current_context(silent=True), []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    path = " ".join(reversed(names))
+    return ctx is None or any(path == w or path.startswith(w + " ") for w in WRITERS)
 
 
 def fail(message: str, code: int) -> None:
@@ -79,6 +96,9 @@ class LedgerGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except KeyboardInterrupt:  # Ctrl-C: 130 as shells expect, never 1 ("refused")
+            fail(f"interrupted: {ctx.obj.done if isinstance(ctx.obj, Settings) else 'nothing was written'}",
+                 EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader (e.g. `| head`) went away: stop quietly, like other tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -375,9 +395,10 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     gc.set_threshold(50_000, 20, 100)
     counts = {s: 0 for s in ("applied", "duplicate", "refused", "malformed")}
     total = 0
+    settings.done = "no line was reported yet; submit the file again to finish (nothing applies twice)"
     # A chunk at a time, reporting as it goes: memory stays flat however long the file.
     with _bar(_size(file), "applying") as progress:
-        for first, lines, consumed in _chunks(file, SUBMIT_CHUNK):
+        for first, lines, consumed in _chunks(file, SUBMIT_CHUNK, SUBMIT_CHUNK_BYTES):
             for r in ledger.submit_lines(lines, first=first):
                 total += 1
                 counts[r.status] += 1
@@ -391,6 +412,8 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
                     click.echo(f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
                                + (f" - {detail}" if detail else ""))
             progress(consumed, 0)
+            settings.done = (f"the {total} lines reported above are final ({counts['applied']} applied); "
+                             "submit the file again to finish (nothing applies twice)")
     summary = {"lines": total, **counts, "position": ledger.app.head()}
     if settings.json:
         click.echo(dump({"summary": summary}))
@@ -403,7 +426,8 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
         sys.exit(EXIT_REFUSED)
 
 
-SUBMIT_CHUNK = 5_000  # lines read, applied and reported at a time
+SUBMIT_CHUNK = 5_000  # lines read, applied and reported at a time, at most
+SUBMIT_CHUNK_BYTES = 4 * 1024 * 1024  # ... and bytes: memory is bounded by bytes, not lines
 
 
 def _size(file: Any) -> int:
@@ -414,15 +438,28 @@ def _size(file: Any) -> int:
         return 0
 
 
-def _chunks(file: Any, size: int) -> Iterator[tuple[int, list[bytes], int]]:
-    """(number of the first line, up to `size` lines, bytes read so far)."""
-    first, consumed, lines = 1, 0, []
-    for raw in file:
+def _chunks(file: Any, size: int, max_bytes: int) -> Iterator[tuple[int, list[bytes], int]]:
+    """(number of the first line, up to `size` lines or about `max_bytes`,
+    bytes read so far). A line longer than a command may be is kept only up
+    to that limit (it is malformed anyway) and the rest of it is skipped, so
+    no line is ever held whole."""
+    from ledger.commands.models import MAX_LINE_BYTES
+
+    limit = MAX_LINE_BYTES + 2
+    first, consumed, held, lines = 1, 0, 0, []
+    while raw := file.readline(limit):
         consumed += len(raw)
-        lines.extend(raw.splitlines())  # as bytes.splitlines counts lines: a lone \r ends one too
-        if len(lines) >= size:
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            while (rest := file.readline(1 << 20)) and not rest.endswith(b"\n"):
+                consumed += len(rest)
+            consumed += len(rest)
+            lines.append(raw)  # over the limit: malformed, and no \r inside it splits it
+        else:
+            lines.extend(raw.splitlines())  # as bytes.splitlines counts lines: a lone \r ends one too
+        held += len(raw)
+        if len(lines) >= size or held >= max_bytes:
             yield first, lines, consumed
-            first, lines = first + len(lines), []
+            first, lines, held = first + len(lines), [], 0
     if lines:
         yield first, lines, consumed
 
@@ -712,7 +749,15 @@ def projections() -> None:
 @click.pass_context
 def projections_status(ctx: click.Context) -> None:
     """Each projection's position against the ledger's head."""
-    rows = [s.__dict__ | {"behind": s.behind} for s in ctx.find_object(Settings).ledger().runner.status()]
+    from ledger import authority
+
+    ledger = ctx.find_object(Settings).ledger()
+    rows = [s.__dict__ | {"behind": s.behind} for s in ledger.runner.status()]
+    if not authority.sees_positions(ledger.actor):  # positions count other partners' events
+        rows = [{"name": r["name"], "version": r["version"], "current": r["behind"] == 0,
+                 "rebuilding": r["rebuilding_at"] is not None} for r in rows]
+        emit(ctx, rows, lambda: table(rows, ["name", "version", "current", "rebuilding"]))
+        return
     emit(ctx, rows, lambda: table(rows, ["name", "position", "head", "behind", "version", "rebuilding_at"]))
 
 

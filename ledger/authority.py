@@ -97,3 +97,10 @@ def may_audit(actor: Actor) -> None:
     """Audits read the whole ledger: vendor roles and system, never a partner."""
     if actor.partner is not None:
         raise Refused(f"{actor} may not run audits; they read every partner's data")
+
+
+def sees_positions(actor: Actor) -> bool:
+    """Ledger positions and head count every partner's events: vendor roles and
+    system see them; a partner sees only each read model's name, version and
+    whether it is current (`projections status`)."""
+    return actor.partner is None

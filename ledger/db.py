@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -93,6 +93,7 @@ class Database:
     path: str = ""
     params: dict[str, str] = field(default_factory=dict)
     libpq: dict[str, str] = field(default_factory=dict)  # extra libpq parameters from the URL
+    read_only: bool = False  # SQLite: a file this process may not write (queries only)
 
     @classmethod
     def from_url(cls, url: str | None) -> Database:
@@ -120,8 +121,8 @@ class Database:
             path = url[len("sqlite:///"):]
             if not path:
                 raise ValueError("sqlite URL needs a file: sqlite:///path/to/ledger.db")
-            if "?" in path:
-                raise ValueError(f"sqlite URL {_short(url)} takes no parameters (after '?')")
+            if "?" in path or path.lower().startswith("file:"):
+                raise ValueError(f"sqlite URL {_short(url)} takes a file name, no parameters (after '?')")
             return cls(url, "sqlite", path=path)
         if parts.scheme in ("postgresql", "postgres"):
             dbname = unquote(parts.path.lstrip("/"))
@@ -158,6 +159,21 @@ class Database:
     def display(self) -> str:
         return redact(self.url)
 
+    def for_query(self) -> Database:
+        """This database as a query opens it: never created. Raises Unavailable
+        (exit 3, saying where it looked) if a SQLite file is missing; a file
+        this process may not write is opened read-only."""
+        if self.kind != "sqlite":
+            return self  # connect(create=False) checks the ledger's tables
+        path = Path(self.path).expanduser().resolve()
+        if not path.is_file():
+            raise Unavailable(f"no ledger at {path}: the file does not exist "
+                              "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
+        return replace(self, read_only=not os.access(path, os.W_OK))
+
+    def _sqlite_ro_uri(self) -> str:
+        return "file:" + quote(str(Path(self.path).expanduser().resolve())) + "?mode=ro"
+
     def conninfo(self) -> str:
         """The libpq connection string of a PostgreSQL URL: its host, port,
         dbname, user, password only if the URL has one (else libpq's own
@@ -193,7 +209,9 @@ class Database:
                 **common,
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "APPLICATION_RECORDER_TOPIC": "ledger.persistence:SQLiteRecorder",
-                "SQLITE_DBNAME": str(Path(self.path).expanduser()),
+                # The library opens it as a URI: a read-only one when asked.
+                "SQLITE_DBNAME": self._sqlite_ro_uri() if self.read_only else str(Path(self.path).expanduser()),
+                "CREATE_TABLE": "n" if self.read_only else "y",
                 "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
             }
         p = self.params
@@ -226,14 +244,24 @@ class Database:
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         }
 
-    def connect(self) -> Sql:
+    def connect(self, create: bool = True) -> Sql:
+        """The read models' connection. `create=False` (queries): create
+        nothing, and raise Unavailable if the database holds no ledger."""
         try:
             if self.kind == "sqlite":
-                conn = sqlite3.connect(
-                    Path(self.path).expanduser(), isolation_level=None, timeout=lock_timeout(),
-                    check_same_thread=False,
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
+                if self.read_only:
+                    conn = sqlite3.connect(self._sqlite_ro_uri(), uri=True, isolation_level=None,
+                                           timeout=lock_timeout(), check_same_thread=False)
+                else:
+                    conn = sqlite3.connect(
+                        Path(self.path).expanduser(), isolation_level=None, timeout=lock_timeout(),
+                        check_same_thread=False,
+                    )
+                if not create:  # before anything writes to a file that may be no ledger
+                    self._check_ledger(conn.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'stored_events'").fetchone()[0], conn)
+                if not self.read_only:
+                    conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")  # read models: rebuildable, see below
                 return Sql(self, conn)
             import psycopg
@@ -253,12 +281,24 @@ class Database:
             # The read models live in the events' schema (public by default),
             # whatever search_path the server or PGOPTIONS would give.
             schema = sql.Identifier(p["schema"] or "public")
-            if p["schema"]:
+            if p["schema"] and create:
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             conn.execute(sql.SQL("SET search_path TO {}").format(schema))
+            if not create:
+                table = sql.Identifier(p["schema"] or "public", "ledger_events").as_string(conn)
+                self._check_ledger(conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()[0], conn)
             return Sql(self, conn)
+        except Unavailable:
+            raise
         except Exception as e:  # both drivers' connection errors
             raise Unavailable(f"cannot connect to {self.display}: {redact(str(e)).strip()}") from None
+
+    def _check_ledger(self, found: Any, conn: Any) -> None:
+        if not found:
+            conn.close()
+            where = str(Path(self.path).expanduser().resolve()) if self.kind == "sqlite" else self.display
+            raise Unavailable(f"no ledger in {where}: it has no events table "
+                              "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
 
 
 class Sql:

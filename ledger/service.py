@@ -20,10 +20,16 @@ from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 
 class Ledger:
-    def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
+    def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None,
+                 create: bool = True) -> None:
+        """`create=False` for queries: a missing ledger is an error (Unavailable,
+        exit 3), never a new empty one; a SQLite file that cannot be written
+        is opened read-only."""
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
-        self.sql = self.db.connect()  # first: a failed connection says why, at once
+        if not create:
+            self.db = self.db.for_query()
+        self.sql = self.db.connect(create)  # first: a failed connection says why, at once
         self.app = LedgerApp(self.db, self.sql, clock)
         self.runner = Runner(self.app, self.sql, all_projections())
         self.replay_progress: Callable[[int, int], None] | None = None
@@ -50,6 +56,8 @@ class Ledger:
             try:
                 items.append((number, parse_line(raw)))
             except Malformed as e:
+                # Keep the message only: its traceback and context hold the raw line.
+                e.__traceback__ = e.__context__ = e.__cause__ = None
                 items.append((number, e))
         return self.submit(items, progress)
 

@@ -126,7 +126,8 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
         deal.deny("existing-customer", system, f"{domain} already has an active subscription")
         return f"denied at once: existing-customer ({domain} already pays)"
     if protecting is not None:
-        detail = f"protected by partner {protecting.partner} until {protecting.protected_until}"
+        # Never name the other partner: a partner learns nothing of another's records.
+        detail = f"protected by another partner's deal until {protecting.protected_until}"
         deal.deny("duplicate", system, detail)
         return f"denied at once: duplicate ({detail})"
     customer.claim_protection(d.deal, d.partner, ctx)
@@ -183,6 +184,8 @@ def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
     if customer.trial:
         running = _require(uow, Trial, customer.trial)
         if running.runs_on(ctx.day):
+            if running.partner != d.partner:  # another partner's trial: not its id, not its dates
+                raise Refused(f"{domain} already has another partner's trial running")
             raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
         running.expire_if_due(ctx)
     trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)
