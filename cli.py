@@ -495,7 +495,8 @@ def _replaying(ctx: click.Context, known_at: str | None) -> Any:
 @click.pass_context
 def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
-    rows = _replaying(ctx, known_at).overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)  # bad values: exit 2 before the database is opened
+    rows = _replaying(ctx, known_at).overview(partner, filter_, day, moment)
     emit(ctx, rows, lambda: table(rows, ["customer", "domain", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
@@ -508,7 +509,8 @@ def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of
 @click.pass_context
 def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
     """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
-    items = _replaying(ctx, known_at).attention(partner, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)
+    items = _replaying(ctx, known_at).attention(partner, day, moment)
     rows = [{k: v for k, v in i.items() if k != "domain"} for i in items]
     emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
 
@@ -527,7 +529,8 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
     """The deal pipeline: deals with stage, review and protection."""
     from ledger.projections.pipeline import summary as pipeline_summary
 
-    rows = _replaying(ctx, known_at).deals(partner, stage, review, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)
+    rows = _replaying(ctx, known_at).deals(partner, stage, review, day, moment)
     if summary:
         s = pipeline_summary(rows)
         emit(ctx, s, lambda: "\n".join(
@@ -554,7 +557,8 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     if not partner or not month:
         raise click.UsageError("give --partner and --month (YYYY-MM)")
     _check_month(month)
-    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at), parse_day(as_of))
+    moment, day = parse_moment(known_at), parse_day(as_of)
+    st = ctx.find_object(Settings).ledger().statement(partner, month, moment, day)
     if as_csv:
         click.echo(statement_csv(st), nl=False)
         return
@@ -683,7 +687,8 @@ def _events_out(ctx: click.Context, events: list[dict[str, Any]]) -> None:
 @click.pass_context
 def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None:
     """The events behind an overview row (a customer domain)."""
-    _events_out(ctx, _audit(ctx).explain_customer(domain, parse_day(as_of)))
+    day = parse_day(as_of)
+    _events_out(ctx, _audit(ctx).explain_customer(domain, day))
 
 
 @audit_explain.command("item")
@@ -694,7 +699,8 @@ def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None
 @click.pass_context
 def explain_item(ctx: click.Context, code: str, subject: str, as_of: str | None) -> None:
     """The events behind an attention item (its code and subject)."""
-    _events_out(ctx, _audit(ctx).explain_item(code, subject, parse_day(as_of)))
+    day = parse_day(as_of)
+    _events_out(ctx, _audit(ctx).explain_item(code, subject, day))
 
 
 @audit_explain.command("line")

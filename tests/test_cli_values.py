@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import cli
 
-from .conftest import Harness
+from .conftest import FIGURES, Harness
 from .test_hostile_input import world
 
 EXTREMES = [
@@ -120,6 +120,7 @@ def test_every_option_of_every_command_takes_extreme_values(db_url: str) -> None
                 tried += 1
                 if (p := problem(result, args)) is not None:
                     problems.append(p)
+    FIGURES["CLI option values"] += tried
     assert not problems, f"{len(problems)} of {tried}:\n" + "\n".join(problems)
     assert tried > 1000
 

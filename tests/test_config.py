@@ -30,7 +30,7 @@ from ledger.db import LIBPQ_PARAMS, Database, redact
 from ledger.pgstore import PostgresFactory as LedgerPostgresFactory
 from ledger.service import Ledger
 
-from .conftest import cmd, deal
+from .conftest import FIGURES, cmd, deal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +91,7 @@ def test_library_keys_are_the_ones_read() -> None:
 def test_hostile_environment_changes_nothing(db_url: str, tmp_path: Path) -> None:
     decoy = tmp_path / "decoy.db"
     env = hostile_env(decoy)
+    FIGURES["hostile environment variables"] += len(env)
     text = "\n".join(json.dumps(line) for line in LINES) + "\n"
     first = cli(db_url, "--as", "system", "--json", "submit", "-", env=env, stdin=text)
     assert first.returncode == 0, first.stderr
@@ -254,3 +255,16 @@ def test_no_message_shows_the_password(tmp_path: Path) -> None:
             assert r.returncode in (2, 3), r.stderr
             assert pw not in r.stderr and pw not in r.stdout, r.stderr
             assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+
+
+def test_the_pool_never_has_fewer_connections_than_table_creation_holds() -> None:
+    # PostgresRecorder.create_table holds one pooled connection (the advisory
+    # lock) while the library's create_table takes another: a pool of one with
+    # no overflow waited its 5 s timeout and failed. The pool is pinned.
+    env = Database.from_url("postgresql://u@h/db").eventsourcing_env()
+    assert int(env["POSTGRES_POOL_SIZE"]) + int(env["POSTGRES_MAX_OVERFLOW"]) >= 2
+    factory = LedgerPostgresFactory(env)
+    try:
+        assert factory.datastore.pool.max_size >= 2 and factory.datastore.enable_db_functions is False
+    finally:
+        factory.close()
