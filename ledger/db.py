@@ -21,8 +21,8 @@ DEFAULT_URL = "sqlite:///ledger.db"
 def lock_timeout() -> int:
     """Seconds to wait for another writer's lock before giving up (exit 3)."""
     raw = os.environ.get("LEDGER_LOCK_TIMEOUT", "30")
-    if not raw.isdigit():
-        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 86_400:
+        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, 0 to 86400, not {raw[:40]!r}")
     return int(raw)
 
 
@@ -247,14 +247,15 @@ class Database:
     def connect(self, create: bool = True) -> Sql:
         """The read models' connection. `create=False` (queries): create
         nothing, and raise Unavailable if the database holds no ledger."""
+        timeout = lock_timeout()  # a bad setting is bad usage (ValueError), not an unreachable database
         try:
             if self.kind == "sqlite":
                 if self.read_only:
                     conn = sqlite3.connect(self._sqlite_ro_uri(), uri=True, isolation_level=None,
-                                           timeout=lock_timeout(), check_same_thread=False)
+                                           timeout=timeout, check_same_thread=False)
                 else:
                     conn = sqlite3.connect(
-                        Path(self.path).expanduser(), isolation_level=None, timeout=lock_timeout(),
+                        Path(self.path).expanduser(), isolation_level=None, timeout=timeout,
                         check_same_thread=False,
                     )
                 if not create:  # before anything writes to a file that may be no ledger
@@ -269,7 +270,7 @@ class Database:
 
             p = self.params
             conn = psycopg.connect(self.conninfo(), autocommit=True)
-            conn.execute(f"SET lock_timeout = '{lock_timeout()}s'")
+            conn.execute(f"SET lock_timeout = '{timeout}s'")
             # This connection writes only what can be rebuilt from the event
             # log (read models with their positions, in one transaction), so it
             # need not wait for a flush to disk; the events' own writes do.
@@ -312,11 +313,14 @@ class Sql:
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def _check(self, params: Sequence[Any]) -> Sequence[Any]:
         if self.pg and any(isinstance(v, str) and "\x00" in v for v in params):
             # PostgreSQL cannot hold one; no stored id or name has one (input is refused).
             raise ValueError("a value asked for contains a NUL character, which no id or name contains")
-        return self.conn.execute(self._q(sql), params)
+        return params
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self._q(sql), self._check(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -347,7 +351,7 @@ class Sql:
         if not self.pg or len(queries) < 2:
             return [self.all(q, p) for q, p in queries]
         with self.conn.pipeline():
-            cursors = [self.conn.execute(self._q(q), p) for q, p in queries]
+            cursors = [self.conn.execute(self._q(q), self._check(p)) for q, p in queries]
         return [list(c.fetchall()) for c in cursors]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:

@@ -188,7 +188,8 @@ def test_sslmode_is_honoured_by_both_connections(pg_database: str | None) -> Non
             assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()["ssl"] is False
     finally:
         factory.close()
-    assert cli(f"{pg_database}?sslmode=disable", "deals").returncode == 0
+    ok = cli(f"{pg_database}?sslmode=disable", "--as", "system", "submit", "-", stdin="")
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_url_parameters_reach_every_connection(pg_database: str | None) -> None:
@@ -268,3 +269,10 @@ def test_the_pool_never_has_fewer_connections_than_table_creation_holds() -> Non
         assert factory.datastore.pool.max_size >= 2 and factory.datastore.enable_db_functions is False
     finally:
         factory.close()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "86401", "-1", "1e9", "٣", "x" * 1000])
+def test_lock_timeout_out_of_range_is_bad_usage(tmp_path: Path, value: str) -> None:
+    r = cli(f"sqlite:///{tmp_path / 'l.db'}", "partner", "enroll", "--partner", "acme", "--name", "A",
+            "--domain", "acme.fi", "--commission-rate", "0.2", env={"LEDGER_LOCK_TIMEOUT": value})
+    assert r.returncode == 2 and "LEDGER_LOCK_TIMEOUT" in r.stderr and len(r.stderr) <= 500, r.stderr
