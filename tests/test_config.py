@@ -133,7 +133,7 @@ def test_empty_actor_and_url_are_refused(tmp_path: Path) -> None:
 def test_unknown_url_parameters_are_refused(tmp_path: Path) -> None:
     for url in ("postgresql://u@h/db?scheme=x", "postgresql://u@h/db?schema=a&SSLMODE=require",
                 "postgresql://u@h/db?options=-csearch_path%3Dx", "postgresql://u@h/db?service=other",
-                f"sqlite:///{tmp_path / 'x.db'}?mode=ro", "postgresql://u@h/db?connect_timeout=abc",
+                f"sqlite:///{tmp_path / 'x.db'}?mode=ro", "sqlite:///file:x.db", "postgresql://u@h/db?connect_timeout=abc",
                 'postgresql://u@h/db?schema=a"b', "postgresql://u@h/db?schema=", "postgresql://u@h/db?schema=" + "s" * 64,
                 "postgresql://u@h:99999/db", "mysql://u@h/db", ""):
         r = cli(url, "deals")
