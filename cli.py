@@ -1,8 +1,9 @@
 """The `ledger` command line: one sub-command per command type and query.
 
 Exit status: 0 done; 1 refused by a business rule or authority; 2 bad usage
-or malformed input; 3 the database is unreachable or broken. Errors are one
-line on stderr, never a traceback."""
+or malformed input; 3 the database is unreachable or broken; 130 interrupted
+(Ctrl-C). Errors are one line on stderr (at most 500 characters), never a
+traceback."""
 
 from __future__ import annotations
 
@@ -74,7 +75,9 @@ def _writes() -> bool:
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {bounded(message)}", err=True)  # always one bounded line
+    from ledger.db import redact  # whatever the message quotes, never a password
+
+    click.echo(f"error: {bounded(redact(message))}", err=True)  # always one bounded line
     sys.exit(code)
 
 
