@@ -7,12 +7,13 @@ below, with its code, subject and one-line reason; README lists the codes."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from functools import cache
 from typing import Any
 
 from ..aggregates.deal import PROTECTION_DAYS
 from ..export import plural
+from ..days import shift
 from ..settings import Attention
 from .overview import (
     SUBSCRIPTIONS, TRIALS, Usage, renewals_due, select_rows, subscription_active, trial_end, trial_runs,
@@ -53,11 +54,11 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
 
     @cache  # asked once per row
     def ago(days: int) -> str:
-        return (as_of - timedelta(days=days)).isoformat()
+        return shift(as_of, -days).isoformat()
 
     @cache
     def ahead(days: int) -> str:
-        return (as_of + timedelta(days=days)).isoformat()
+        return shift(as_of, days).isoformat()
 
     out: list[dict[str, Any]] = []
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
+from ..days import shift
 from .base import Projection, Table, Writer, iso
 
 CUSTOMERS = Table(
@@ -269,7 +270,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
         for d in domains
     }
     day = as_of.isoformat()
-    since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+    since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
     known = dict(latest or {})
     for chunk in sql.chunks([d for d in domains if d not in known]):
         cond, params = sql.in_("domain", chunk)
