@@ -1,8 +1,9 @@
 """The `ledger` command line: one sub-command per command type and query.
 
 Exit status: 0 done; 1 refused by a business rule or authority; 2 bad usage
-or malformed input; 3 the database is unreachable or broken. Errors are one
-line on stderr, never a traceback."""
+or malformed input; 3 the database is unreachable or broken; 130 interrupted
+(Ctrl-C). Errors are one line on stderr (at most 500 characters), never a
+traceback."""
 
 from __future__ import annotations
 
@@ -19,23 +20,23 @@ from uuid import uuid4
 
 import click
 
-from ledger.export import _plain
-
 # Heavy modules (eventsourcing, pydantic, psycopg) load on first use, so
 # `ledger --help` stays as quick as click itself.
-EXIT_REFUSED, EXIT_USAGE, EXIT_DB = 1, 2, 3
+EXIT_REFUSED, EXIT_USAGE, EXIT_DB, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 70, 130
 
 
 class Settings:
     def __init__(self, db: str | None, actor: str, as_json: bool) -> None:
         self.db, self.actor, self.json = db, actor, as_json
         self._ledger: Any = None
+        # What is done, for the line an interrupt (Ctrl-C) prints.
+        self.done = "anything written was written whole (one transaction per command or batch)"
 
     def ledger(self) -> Any:
         if self._ledger is None:
             from ledger.service import Ledger
 
-            self._ledger = Ledger(self.db, self.actor)
+            self._ledger = Ledger(self.db, self.actor, create=_writes())
         return self._ledger
 
     def close(self) -> None:
@@ -43,8 +44,39 @@ class Settings:
             self._ledger.close()
 
 
+MAX_ERROR = 500  # characters in an error line, at most
+MAX_POSITION = 2**63 - 1  # the largest position either database stores
+MAX_ECHO = 120  # characters of a long word (a value, a URL) an error line repeats
+
+
+def bounded(message: str) -> str:
+    """`message` on one line of at most MAX_ERROR characters: a long value in
+    it is echoed as its first MAX_ECHO characters and an ellipsis."""
+    import re
+
+    line = re.sub(r"\S{%d,}" % (MAX_ECHO + 1), lambda m: m.group()[:MAX_ECHO] + "…", " ".join(message.split()))
+    return line if len(line) <= MAX_ERROR - 7 else line[: MAX_ERROR - 8] + "…"
+
+
+# The commands that may create a ledger; every other one (a query) needs one.
+WRITERS = ("submit", "sweep", "demo", "partner", "deal", "trial", "subscription", "usage", "audit import",
+           "statement issue")
+
+
+def _writes() -> bool:
+    """Whether the command being run may create the ledger (a write)."""
+    ctx, names = click.get_current_context(silent=True), []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    path = " ".join(reversed(names))
+    return ctx is None or any(path == w or path.startswith(w + " ") for w in WRITERS)
+
+
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {' '.join(message.split())}", err=True)  # always one line
+    from ledger.db import redact  # whatever the message quotes, never a password
+
+    click.echo(f"error: {bounded(redact(message))}", err=True)  # always one bounded line
     sys.exit(code)
 
 
@@ -55,17 +87,22 @@ class LedgerGroup(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.ClickException as e:
+            e.message = bounded(e.message)
             usage_error(e)
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.ClickException as e:
+        except click.ClickException as e:  # click's own usage errors echo the value whole
+            e.message = bounded(e.message)
             usage_error(e)
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except KeyboardInterrupt:  # Ctrl-C: 130 as shells expect, never 1 ("refused")
+            fail(f"interrupted: {ctx.obj.done if isinstance(ctx.obj, Settings) else 'nothing was written'}",
+                 EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader (e.g. `| head`) went away: stop quietly, like other tools.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -85,7 +122,10 @@ class LedgerGroup(click.Group):
                 fail(str(e), EXIT_DB)
             if _is_database_error(e):
                 fail(f"database error: {redact(str(e)).splitlines()[0] if str(e) else type(e).__name__}", EXIT_DB)
-            fail(f"internal error: {type(e).__name__}: {redact(str(e)).splitlines()[0] if str(e) else ''}", EXIT_DB)
+            # A bug, not the user's input nor the database: its own status (70, EX_SOFTWARE).
+            detail = redact(str(e)).splitlines()[0] if str(e) else ""
+            fail(f"internal error: {type(e).__name__}: {detail} (a bug in the ledger; "
+                 "please report it with the command you ran)", EXIT_INTERNAL)
         finally:
             if isinstance(ctx.obj, Settings):
                 ctx.obj.close()
@@ -151,6 +191,8 @@ def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
                   ledger overview --partner nordic-grc
                   ledger submit commands.jsonl
     """
+    if ctx.get_parameter_source("actor") is click.core.ParameterSource.DEFAULT and "LEDGER_ACTOR" in os.environ:
+        actor = os.environ["LEDGER_ACTOR"]  # click treats an empty one as unset: refuse it like --as ""
     ctx.obj = Settings(db, actor, as_json)
 
 
@@ -354,9 +396,10 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
     gc.set_threshold(50_000, 20, 100)
     counts = {s: 0 for s in ("applied", "duplicate", "conflict", "refused", "malformed")}
     total = 0
+    settings.done = "no line was reported yet; submit the file again to finish (nothing applies twice)"
     # A chunk at a time, reporting as it goes: memory stays flat however long the file.
     with _bar(_size(file), "applying") as progress:
-        for first, lines, consumed in _chunks(file, SUBMIT_CHUNK):
+        for first, lines, consumed in _chunks(file, SUBMIT_CHUNK, SUBMIT_CHUNK_BYTES):
             for r in ledger.submit_lines(lines, first=first):
                 total += 1
                 counts[r.status] += 1
@@ -370,6 +413,8 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
                     click.echo(f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
                                + (f" - {detail}" if detail else ""))
             progress(consumed, 0)
+            settings.done = (f"the {total} lines reported above are final ({counts['applied']} applied); "
+                             "submit the file again to finish (nothing applies twice)")
     summary = {"lines": total, **counts, "position": ledger.app.head()}
     if settings.json:
         click.echo(dump({"summary": summary}))
@@ -384,7 +429,8 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
         sys.exit(EXIT_REFUSED)
 
 
-SUBMIT_CHUNK = 5_000  # lines read, applied and reported at a time
+SUBMIT_CHUNK = 5_000  # lines read, applied and reported at a time, at most
+SUBMIT_CHUNK_BYTES = 4 * 1024 * 1024  # ... and bytes: memory is bounded by bytes, not lines
 
 
 def _size(file: Any) -> int:
@@ -395,15 +441,28 @@ def _size(file: Any) -> int:
         return 0
 
 
-def _chunks(file: Any, size: int) -> Iterator[tuple[int, list[bytes], int]]:
-    """(number of the first line, up to `size` lines, bytes read so far)."""
-    first, consumed, lines = 1, 0, []
-    for raw in file:
+def _chunks(file: Any, size: int, max_bytes: int) -> Iterator[tuple[int, list[bytes], int]]:
+    """(number of the first line, up to `size` lines or about `max_bytes`,
+    bytes read so far). A line longer than a command may be is kept only up
+    to that limit (it is malformed anyway) and the rest of it is skipped, so
+    no line is ever held whole."""
+    from ledger.commands.models import MAX_LINE_BYTES
+
+    limit = MAX_LINE_BYTES + 2
+    first, consumed, held, lines = 1, 0, 0, []
+    while raw := file.readline(limit):
         consumed += len(raw)
-        lines.extend(raw.splitlines())  # as bytes.splitlines counts lines: a lone \r ends one too
-        if len(lines) >= size:
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            while (rest := file.readline(1 << 20)) and not rest.endswith(b"\n"):
+                consumed += len(rest)
+            consumed += len(rest)
+            lines.append(raw)  # over the limit: malformed, and no \r inside it splits it
+        else:
+            lines.extend(raw.splitlines())  # as bytes.splitlines counts lines: a lone \r ends one too
+        held += len(raw)
+        if len(lines) >= size or held >= max_bytes:
             yield first, lines, consumed
-            first, lines = first + len(lines), []
+            first, lines, held = first + len(lines), [], 0
     if lines:
         yield first, lines, consumed
 
@@ -439,7 +498,8 @@ def _replaying(ctx: click.Context, known_at: str | None) -> Any:
 @click.pass_context
 def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
-    rows = _replaying(ctx, known_at).overview(partner, filter_, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)  # bad values: exit 2 before the database is opened
+    rows = _replaying(ctx, known_at).overview(partner, filter_, day, moment)
     emit(ctx, rows, lambda: table(rows, ["customer", "domain", "partner", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
@@ -452,7 +512,8 @@ def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of
 @click.pass_context
 def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
     """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
-    items = _replaying(ctx, known_at).attention(partner, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)
+    items = _replaying(ctx, known_at).attention(partner, day, moment)
     rows = attention_rows(items)
     emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
 
@@ -471,7 +532,8 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
     """The deal pipeline: deals with stage, review and protection."""
     from ledger.projections.pipeline import summary as pipeline_summary
 
-    rows = _replaying(ctx, known_at).deals(partner, stage, review, parse_day(as_of), parse_moment(known_at))
+    day, moment = parse_day(as_of), parse_moment(known_at)
+    rows = _replaying(ctx, known_at).deals(partner, stage, review, day, moment)
     if summary:
         s = pipeline_summary(rows)
         emit(ctx, s, lambda: "\n".join(
@@ -546,8 +608,8 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     _check_month(month)
     from ledger import export
 
-    st = ctx.find_object(Settings).ledger().statement(partner, month, parse_moment(known_at),
-                                                      parse_day(as_of))
+    moment, day = parse_moment(known_at), parse_day(as_of)  # bad values: exit 2 before the database is opened
+    st = ctx.find_object(Settings).ledger().statement(partner, month, moment, day)
     if xlsx_path:
         try:
             export.statement_xlsx(st, xlsx_path)
@@ -666,7 +728,8 @@ def _events_out(ctx: click.Context, events: list[dict[str, Any]]) -> None:
 @click.pass_context
 def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None:
     """The events behind an overview row (a customer domain)."""
-    _events_out(ctx, _audit(ctx).explain_customer(domain, parse_day(as_of)))
+    day = parse_day(as_of)
+    _events_out(ctx, _audit(ctx).explain_customer(domain, day))
 
 
 @audit_explain.command("item")
@@ -677,11 +740,12 @@ def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None
 @click.pass_context
 def explain_item(ctx: click.Context, code: str, subject: str, as_of: str | None) -> None:
     """The events behind an attention item (its code and subject)."""
-    _events_out(ctx, _audit(ctx).explain_item(code, subject, parse_day(as_of)))
+    day = parse_day(as_of)
+    _events_out(ctx, _audit(ctx).explain_item(code, subject, day))
 
 
 @audit_explain.command("line")
-@click.argument("position", type=int)
+@click.argument("position", type=click.IntRange(1, MAX_POSITION))
 @json_option
 @click.pass_context
 def explain_line(ctx: click.Context, position: int) -> None:
@@ -690,8 +754,8 @@ def explain_line(ctx: click.Context, position: int) -> None:
 
 
 @audit.command("export")
-@click.option("--from", "start", type=click.IntRange(min=1), default=1, help="First position (default 1).")
-@click.option("--to", "stop", type=click.IntRange(min=1), help="Last position (default the head).")
+@click.option("--from", "start", type=click.IntRange(1, MAX_POSITION), default=1, help="First position (default 1).")
+@click.option("--to", "stop", type=click.IntRange(1, MAX_POSITION), help="Last position (default the head).")
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=False), default="-",
               help="File to write (default stdout).")
 @click.pass_context
@@ -703,10 +767,11 @@ def audit_export(ctx: click.Context, start: int, stop: int | None, output: Any) 
     if stop is not None and stop < start:
         raise click.BadParameter(f"--to {stop} is before --from {start}", param_hint="--to")
     audit_ = _audit(ctx)
+    stop = min(stop or MAX_POSITION, audit_.app.head())  # past the head: up to the head
     written = 0
-    with _bar(stop or audit_.app.head(), "exporting") as progress:
+    with _bar(stop, "exporting") as progress:
         for row in audit_.export(start, stop, progress):
-            output.write(json.dumps(row, ensure_ascii=False) + "\n")
+            output.write(dump(row) + "\n")
             written += 1
     output.flush()
     where = "standard output" if output.name in ("-", "<stdout>") else output.name
@@ -742,7 +807,15 @@ def projections() -> None:
 @click.pass_context
 def projections_status(ctx: click.Context) -> None:
     """Each projection's position against the ledger's head."""
-    rows = [s.__dict__ | {"behind": s.behind} for s in ctx.find_object(Settings).ledger().runner.status()]
+    from ledger import authority
+
+    ledger = ctx.find_object(Settings).ledger()
+    rows = [s.__dict__ | {"behind": s.behind} for s in ledger.runner.status()]
+    if not authority.sees_positions(ledger.actor):  # positions count other partners' events
+        rows = [{"name": r["name"], "version": r["version"], "current": r["behind"] == 0,
+                 "rebuilding": r["rebuilding_at"] is not None} for r in rows]
+        emit(ctx, rows, lambda: table(rows, ["name", "version", "current", "rebuilding"]))
+        return
     emit(ctx, rows, lambda: table(rows, ["name", "position", "head", "behind", "version", "rebuilding_at"]))
 
 
@@ -852,9 +925,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 # -- demo -----------------------------------------------------------------------------------
 @main.command()
-@click.option("--seed", default=7, show_default=True, help="Sample data seed.")
-@click.option("--partners", default=4, show_default=True, help="Number of partners.")
-@click.option("--deals", "deal_count", default=60, show_default=True, help="Number of deals.")
+@click.option("--seed", default=7, show_default=True, type=click.IntRange(0, MAX_POSITION), help="Sample data seed.")
+@click.option("--partners", default=4, show_default=True, type=click.IntRange(1, 100), help="Number of partners.")
+@click.option("--deals", "deal_count", default=60, show_default=True, type=click.IntRange(0, 100_000),
+              help="Number of deals.")
 @json_option
 @click.pass_context
 def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:

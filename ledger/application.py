@@ -19,6 +19,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import (
     IntegrityError, JSONTranscoder, Notification, PersistenceError, Recording, Transcoding,
 )
+from eventsourcing.utils import Environment, EnvType
 
 from . import authority
 from .aggregates import CommandRecord, Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
@@ -165,6 +166,12 @@ class LedgerApp(Application):
             raise
         except Exception as e:
             raise Unavailable(f"cannot open {db.display}: {redact(str(e)).strip()}") from None
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """Only the settings the ledger gives (Database.eventsourcing_env). The
+        library would read os.environ first, so LEDGER_SQLITE_DBNAME, CIPHER_KEY
+        or POSTGRES_ENABLE_DB_FUNCTIONS could move or change the event store."""
+        return Environment(name, dict(env or {}))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

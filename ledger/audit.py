@@ -8,7 +8,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,6 +23,7 @@ from .projections import Runner, Statements, statements
 from .chain import GENESIS, HEAD, LINKS, link
 from .projections.overview import ACTIVITY_WINDOW_DAYS
 from .service import Ledger
+from .timeline import shift
 
 Progress = Callable[[int, int], None]
 READ_BATCH = 5000
@@ -157,7 +158,7 @@ class Audit:
         for table in ("ov_trials", "ov_subscriptions"):
             aggs += [UUID(r[0]) for r in sql.all(f"SELECT agg FROM {table} WHERE domain = ?", [domain])]
         aggs += [UUID(r[0]) for r in sql.all("SELECT agg FROM pl_deals WHERE customer_domain = ?", [domain])]
-        since = (as_of - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+        since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
         days = sql.all("SELECT day FROM ov_usage WHERE domain = ? AND day <= ? ORDER BY day", [domain, as_of.isoformat()])
         latest = days[-1:] if days else []
         for (day,) in [d for d in days if d[0] > since] + latest:
@@ -193,7 +194,7 @@ class Audit:
             domain = self.app.get(Trial, subject).domain
             notes = self.app.notifications_of(
                 [aggregate_id(Trial.KIND, subject)]
-                + [aggregate_id(UsageDay.KIND, f"{domain}/{as_of - timedelta(days=d)}") for d in range(0, 15)])
+                + [aggregate_id(UsageDay.KIND, f"{domain}/{shift(as_of, -d)}") for d in range(0, 15)])
         return self._render(notes)
 
     def explain_line(self, position: int) -> list[dict[str, Any]]:

@@ -132,3 +132,10 @@ def may_rebuild(actor: Actor) -> None:
     """Only `system` and `vendor:finance` rebuild projections. Raises Forbidden."""
     if actor.name not in REBUILDERS:
         raise Forbidden(f"{actor} may not rebuild projections; only system and vendor:finance may")
+
+
+def sees_positions(actor: Actor) -> bool:
+    """Ledger positions and head count every partner's events: vendor roles and
+    system see them; a partner sees only each read model's name, version and
+    whether it is current (`projections status`)."""
+    return actor.partner is None

@@ -4,15 +4,16 @@ drivers' differences: placeholders, upserts and the write lock."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 DEFAULT_URL = "sqlite:///ledger.db"
 
@@ -20,8 +21,8 @@ DEFAULT_URL = "sqlite:///ledger.db"
 def lock_timeout() -> int:
     """Seconds to wait for another writer's lock before giving up (exit 3)."""
     raw = os.environ.get("LEDGER_LOCK_TIMEOUT", "30")
-    if not raw.isdigit():
-        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 86_400:
+        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, 0 to 86400, not {raw[:40]!r}")
     return int(raw)
 
 
@@ -29,10 +30,60 @@ class Unavailable(Exception):
     """The database is unreachable or broken (exit status 3)."""
 
 
+# Passwords seen in database URLs this process parsed: redact() hides them
+# wherever they appear, whatever shape the message quotes them in.
+_SECRETS: set[str] = set()
+
+# libpq connection parameters a PostgreSQL URL may carry (after `?`), passed to
+# both the event store's and the read models' connections. `schema` is ours.
+# Not here on purpose: host, port, dbname, user, password (the URL's own parts),
+# service and options (they could point the connection elsewhere).
+LIBPQ_PARAMS = frozenset({
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslcrldir", "sslpassword", "sslsni",
+    "sslnegotiation", "sslcompression", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "requirepeer", "require_auth", "channel_binding", "gssencmode", "krbsrvname", "gssdelegation",
+    "application_name", "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "target_session_attrs", "passfile",
+})
+SECRET_PARAMS = frozenset({"sslpassword"})
+CONNECT_TIMEOUT = 5  # seconds, unless the URL says connect_timeout=N
+
+
 def redact(text: str) -> str:
-    """Never print a password: strip it from any URL or DSN in a message."""
-    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.I)
+    """`text` with every database password replaced by `***`: the userinfo
+    password of a URL of any scheme (any case; `@`, spaces and `:` in it: up
+    to the last `@` of the line), `password=`/`sslpassword=` in a conninfo,
+    and any password this process read from a URL, wherever it appears."""
+    text = re.sub(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\n]*:)[^\n]*@", r"\1***@", text)
+    text = re.sub(r"(?i)\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _remember_secret(secret: str) -> None:
+    # Too short or part of the URL's own words ("postgres"): the patterns above
+    # hide it in a URL, and replacing it everywhere would garble the message.
+    if len(secret) >= 4 and secret.lower() not in "postgresql sqlite":
+        _SECRETS.update({secret, quote(secret, safe="")})
+
+
+def _short(value: str, limit: int = 60) -> str:
+    """A user's value for an error line: its start, never the whole of a long one."""
+    value = redact(value)
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _schema(value: str) -> str:
+    """A `?schema=` value: kept as typed (case too) and always quoted as an
+    identifier. Refused: empty, over 63 bytes (PostgreSQL would truncate it),
+    double quotes or control characters."""
+    if not value or len(value.encode()) > 63 or '"' in value or any(
+        ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value
+    ):
+        raise ValueError(f"schema {_short(value)} in the database URL must be 1 to 63 bytes, "
+                         "without double quotes or control characters")
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,83 +92,185 @@ class Database:
     kind: str  # "sqlite" | "postgres"
     path: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    libpq: dict[str, str] = field(default_factory=dict)  # extra libpq parameters from the URL
+    read_only: bool = False  # SQLite: a file this process may not write (queries only)
 
     @classmethod
     def from_url(cls, url: str | None) -> Database:
-        url = url or os.environ.get("LEDGER_DATABASE_URL") or DEFAULT_URL
-        if url.startswith("sqlite:///"):
+        """Parse `url` (default: LEDGER_DATABASE_URL, then sqlite:///ledger.db).
+
+        sqlite:///path takes no parameters. postgresql://[user[:password]@]host[:port]/dbname
+        (scheme `postgres` too, any case) takes `schema` and the libpq parameters
+        in LIBPQ_PARAMS (sslmode, sslrootcert, application_name, ...). Without a
+        password in the URL, libpq finds it (PGPASSWORD, .pgpass, PGPASSFILE).
+        Raises ValueError (exit 2) for an empty or unsupported URL or an unknown
+        parameter; the message never contains the password."""
+        if url is None:
+            url = os.environ.get("LEDGER_DATABASE_URL")
+            if url is None:
+                url = DEFAULT_URL
+        if not url.strip():
+            raise ValueError("the database URL is empty: give --db or LEDGER_DATABASE_URL, "
+                             "e.g. sqlite:///ledger.db")
+        parts = urlsplit(url)
+        try:
+            _remember_secret(unquote(parts.password or ""))
+        except ValueError:
+            pass
+        if url[:10].lower() == "sqlite:///":
             path = url[len("sqlite:///"):]
             if not path:
                 raise ValueError("sqlite URL needs a file: sqlite:///path/to/ledger.db")
+            if "?" in path or path.lower().startswith("file:"):
+                raise ValueError(f"sqlite URL {_short(url)} takes a file name, no parameters (after '?')")
             return cls(url, "sqlite", path=path)
-        parts = urlsplit(url)
         if parts.scheme in ("postgresql", "postgres"):
             dbname = unquote(parts.path.lstrip("/"))
             if not dbname:
                 raise ValueError("postgresql URL needs a database name: postgresql://user@host:5432/dbname")
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            try:
+                port = parts.port
+            except ValueError:
+                raise ValueError(f"the port in {_short(url)} is not a number from 0 to 65535") from None
+            query: dict[str, str] = {}
+            for key, value in parse_qsl(parts.query, keep_blank_values=True):
+                if key != "schema" and key not in LIBPQ_PARAMS:
+                    raise ValueError(f"unknown parameter {_short(key, 40)} in the database URL: "
+                                     f"use schema or a libpq parameter ({', '.join(sorted(LIBPQ_PARAMS))})")
+                if key in SECRET_PARAMS:
+                    _remember_secret(value)
+                query[key] = value
+            timeout = query.pop("connect_timeout", str(CONNECT_TIMEOUT))
+            if not timeout.isdigit() or not 0 < int(timeout) <= 3600:
+                raise ValueError(f"connect_timeout {_short(timeout)} in the database URL must be 1 to 3600 seconds")
             params = {
                 "dbname": dbname,
                 "host": parts.hostname or "127.0.0.1",
-                "port": str(parts.port or 5432),
+                "port": str(port or 5432),
                 "user": unquote(parts.username or os.environ.get("PGUSER", "postgres")),
-                "password": unquote(parts.password or os.environ.get("PGPASSWORD", "")),
-                "schema": query.get("schema", ""),
+                "password": unquote(parts.password or ""),
+                "schema": _schema(query.pop("schema")) if "schema" in query else "",
+                "connect_timeout": timeout,
             }
-            return cls(url, "postgres", params=params)
-        raise ValueError(f"unsupported database URL {redact(url)!r}: use sqlite:///path or postgresql://…")
+            return cls(url, "postgres", params=params, libpq=query)
+        raise ValueError(f"unsupported database URL {_short(url)}: use sqlite:///path or postgresql://…")
 
     @property
     def display(self) -> str:
         return redact(self.url)
 
+    def for_query(self) -> Database:
+        """This database as a query opens it: never created. Raises Unavailable
+        (exit 3, saying where it looked) if a SQLite file is missing; a file
+        this process may not write is opened read-only."""
+        if self.kind != "sqlite":
+            return self  # connect(create=False) checks the ledger's tables
+        path = Path(self.path).expanduser().resolve()
+        if not path.is_file():
+            raise Unavailable(f"no ledger at {path}: the file does not exist "
+                              "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
+        return replace(self, read_only=not os.access(path, os.W_OK))
+
+    def _sqlite_ro_uri(self) -> str:
+        return "file:" + quote(str(Path(self.path).expanduser().resolve())) + "?mode=ro"
+
+    def conninfo(self) -> str:
+        """The libpq connection string of a PostgreSQL URL: its host, port,
+        dbname, user, password only if the URL has one (else libpq's own
+        sources: PGPASSWORD, .pgpass, PGPASSFILE), connect_timeout and the
+        URL's libpq parameters (sslmode, ...)."""
+        from psycopg.conninfo import make_conninfo
+
+        p = self.params
+        return make_conninfo(
+            "", dbname=p["dbname"], host=p["host"], port=p["port"], user=p["user"],
+            password=p["password"] or None, connect_timeout=p["connect_timeout"], **self.libpq,
+        )
+
     def eventsourcing_env(self) -> dict[str, str]:
+        """Every setting the `eventsourcing` library reads, pinned. LedgerApp
+        passes only these (never os.environ) so no LEDGER_<KEY> or bare
+        variable can choose another store, encrypt, compress, snapshot or
+        skip the table lock (POSTGRES_ENABLE_DB_FUNCTIONS)."""
+        common = {
+            "TRANSCODER_TOPIC": "", "MAPPER_TOPIC": "", "CIPHER_TOPIC": "", "CIPHER_KEY": "",
+            "COMPRESSOR_TOPIC": "", "IS_SNAPSHOTTING_ENABLED": "n", "CREATE_TABLE": "y",
+            "ORIGINATOR_ID_TYPE": "uuid", "SINGLE_ROW_TRACKING": "t",
+            "TRACKING_RECORDER_TOPIC": "", "PROCESS_RECORDER_TOPIC": "",
+            "AGGREGATE_CACHE_MAXSIZE": "", "AGGREGATE_CACHE_FASTFORWARD": "y",
+            "AGGREGATE_CACHE_FASTFORWARD_SKIPPING": "n", "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
+            "INFRASTRUCTURE_FACTORY": "", "FACTORY_TOPIC": "",
+        }
         if self.kind == "sqlite":
             parent = Path(self.path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise Unavailable(f"cannot open {self.display}: folder {parent} does not exist")
             return {
+                **common,
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "APPLICATION_RECORDER_TOPIC": "ledger.persistence:SQLiteRecorder",
-                "SQLITE_DBNAME": str(Path(self.path).expanduser()),
+                # The library opens it as a URI: a read-only one when asked.
+                "SQLITE_DBNAME": self._sqlite_ro_uri() if self.read_only else str(Path(self.path).expanduser()),
+                "CREATE_TABLE": "n" if self.read_only else "y",
                 "SQLITE_LOCK_TIMEOUT": str(lock_timeout()),
             }
         p = self.params
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            **common,
+            # The library's factory, plus the URL's libpq parameters (sslmode...)
+            # on the pool's connections: see ledger/pgstore.py.
+            "PERSISTENCE_MODULE": "ledger.pgstore:PostgresFactory",
+            "LIBPQ_PARAMS": json.dumps(self.libpq),
             "APPLICATION_RECORDER_TOPIC": "ledger.persistence:PostgresRecorder",
             "POSTGRES_DBNAME": p["dbname"],
             "POSTGRES_HOST": p["host"],
             "POSTGRES_PORT": p["port"],
             "POSTGRES_USER": p["user"],
-            "POSTGRES_PASSWORD": p["password"],
+            "POSTGRES_PASSWORD": p["password"],  # "" → libpq's own sources (pgstore drops it)
+            "POSTGRES_GET_PASSWORD_TOPIC": "",
             "POSTGRES_SCHEMA": p["schema"],
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": p["connect_timeout"],
             "POSTGRES_LOCK_TIMEOUT": str(lock_timeout()),
+            # Creating the tables holds one pooled connection (advisory lock)
+            # while the library's create_table takes another: never fewer than 2.
             "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_MAX_WAITING": "0",
+            "POSTGRES_CONN_MAX_AGE": "3600",
+            "POSTGRES_PRE_PING": "n",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "60",
-            # Never enable POSTGRES_ENABLE_DB_FUNCTIONS: it skips the table lock
-            # that keeps notification ids in commit order.
+            # Never enable: it skips the table lock that keeps notification ids
+            # in commit order, and drops the command outcomes.
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         }
 
-    def connect(self) -> Sql:
+    def connect(self, create: bool = True) -> Sql:
+        """The read models' connection. `create=False` (queries): create
+        nothing, and raise Unavailable if the database holds no ledger."""
+        timeout = lock_timeout()  # a bad setting is bad usage (ValueError), not an unreachable database
         try:
             if self.kind == "sqlite":
-                conn = sqlite3.connect(
-                    Path(self.path).expanduser(), isolation_level=None, timeout=lock_timeout(),
-                    check_same_thread=False,
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
+                if self.read_only:
+                    conn = sqlite3.connect(self._sqlite_ro_uri(), uri=True, isolation_level=None,
+                                           timeout=timeout, check_same_thread=False)
+                else:
+                    conn = sqlite3.connect(
+                        Path(self.path).expanduser(), isolation_level=None, timeout=timeout,
+                        check_same_thread=False,
+                    )
+                if not create:  # before anything writes to a file that may be no ledger
+                    self._check_ledger(conn.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'stored_events'").fetchone()[0], conn)
+                if not self.read_only:
+                    conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")  # read models: rebuildable, see below
                 return Sql(self, conn)
             import psycopg
+            from psycopg import sql
 
             p = self.params
-            conn = psycopg.connect(
-                dbname=p["dbname"], host=p["host"], port=p["port"], user=p["user"],
-                password=p["password"] or None, autocommit=True, connect_timeout=5,
-            )
-            conn.execute(f"SET lock_timeout = '{lock_timeout()}s'")
+            conn = psycopg.connect(self.conninfo(), autocommit=True)
+            conn.execute(f"SET lock_timeout = '{timeout}s'")
             # This connection writes only what can be rebuilt from the event
             # log (read models with their positions, in one transaction), so it
             # need not wait for a flush to disk; the events' own writes do.
@@ -126,11 +279,27 @@ class Database:
             # costs about what a sequential page read does, so say so, or the
             # planner scans a whole table to join a few hundred rows.
             conn.execute("SET random_page_cost = 1.1")
-            if p["schema"]:
-                conn.execute(f'SET search_path TO "{p["schema"]}"')
+            # The read models live in the events' schema (public by default),
+            # whatever search_path the server or PGOPTIONS would give.
+            schema = sql.Identifier(p["schema"] or "public")
+            if p["schema"] and create:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            conn.execute(sql.SQL("SET search_path TO {}").format(schema))
+            if not create:
+                table = sql.Identifier(p["schema"] or "public", "ledger_events").as_string(conn)
+                self._check_ledger(conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()[0], conn)
             return Sql(self, conn)
+        except Unavailable:
+            raise
         except Exception as e:  # both drivers' connection errors
             raise Unavailable(f"cannot connect to {self.display}: {redact(str(e)).strip()}") from None
+
+    def _check_ledger(self, found: Any, conn: Any) -> None:
+        if not found:
+            conn.close()
+            where = str(Path(self.path).expanduser().resolve()) if self.kind == "sqlite" else self.display
+            raise Unavailable(f"no ledger in {where}: it has no events table "
+                              "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
 
 
 class Sql:
@@ -144,8 +313,14 @@ class Sql:
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
 
+    def _check(self, params: Sequence[Any]) -> Sequence[Any]:
+        if self.pg and any(isinstance(v, str) and "\x00" in v for v in params):
+            # PostgreSQL cannot hold one; no stored id or name has one (input is refused).
+            raise ValueError("a value asked for contains a NUL character, which no id or name contains")
+        return params
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self._q(sql), params)
+        return self.conn.execute(self._q(sql), self._check(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -176,7 +351,7 @@ class Sql:
         if not self.pg or len(queries) < 2:
             return [self.all(q, p) for q, p in queries]
         with self.conn.pipeline():
-            cursors = [self.conn.execute(self._q(q), p) for q, p in queries]
+            cursors = [self.conn.execute(self._q(q), self._check(p)) for q, p in queries]
         return [list(c.fetchall()) for c in cursors]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:

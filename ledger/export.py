@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import money
+from .render import plain as _plain
 
 # Statement line fields, in the order finance reads them.
 LINE_COLUMNS = [
@@ -52,18 +53,6 @@ def plural(n: int, word: str) -> str:
 
 
 # -- terminal tables ---------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def width(text: str) -> int:
     """Columns `text` takes on a terminal (East Asian wide characters take two)."""
     from wcwidth import wcswidth  # loaded for a table, not for `--help`

@@ -25,9 +25,15 @@ def plain(value: Any) -> Any:
     return value
 
 
+# Characters JSON leaves raw inside strings that other tools take as line
+# breaks: escaped, so JSON output is one line per record, by bytes too.
+_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def dump(value: Any) -> str:
-    """`value` as one line of JSON text (UTF-8 characters kept as they are)."""
-    return json.dumps(plain(value), ensure_ascii=False)
+    """`value` as one line of JSON text (UTF-8 characters kept as they are,
+    line-breaking characters escaped)."""
+    return json.dumps(plain(value), ensure_ascii=False).translate(_BREAKS)
 
 
 def attention_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

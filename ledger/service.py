@@ -5,7 +5,7 @@ reader's authority to every query. The CLI is a thin layer over this."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -18,14 +18,20 @@ from .commands.models import Command, Malformed, build, parse_line
 from .db import Database, Sql
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 from .settings import Time
-from .timeline import business_date
+from .timeline import business_date, shift
 
 class Ledger:
-    def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None) -> None:
+    def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None,
+                 create: bool = True) -> None:
+        """`create=False` for queries: a missing ledger is an error (Unavailable,
+        exit 3), never a new empty one; a SQLite file that cannot be written
+        is opened read-only."""
         Time.from_env()  # a bad LEDGER_TIMEZONE (or other time setting) says so at once
         self.actor = authority.Actor.parse(actor)
         self.db = Database.from_url(url)
-        self.sql = self.db.connect()  # first: a failed connection says why, at once
+        if not create:
+            self.db = self.db.for_query()
+        self.sql = self.db.connect(create)  # first: a failed connection says why, at once
         self.app = LedgerApp(self.db, self.sql, clock)
         self.runner = Runner(self.app, self.sql, all_projections())
         chain.adopt_legacy(self.app, self.sql)
@@ -53,6 +59,8 @@ class Ledger:
             try:
                 items.append((number, parse_line(raw)))
             except Malformed as e:
+                # Keep the message only: its traceback and context hold the raw line.
+                e.__traceback__ = e.__context__ = e.__cause__ = None
                 items.append((number, e))
         return self.submit(items, progress)
 
@@ -80,7 +88,7 @@ class Ledger:
         """Record protections that lapsed and trials that expired by `on`."""
         sql = self.reader()
         day = on.isoformat()
-        lapse_by = (on - timedelta(days=PROTECTION_DAYS)).isoformat()
+        lapse_by = shift(on, -PROTECTION_DAYS).isoformat()
         deals = [r[0] for r in sql.all(
             "SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL "
             "AND stage IN ('new', 'newsletter-subscription', 'trial') AND last_action <= ?", [lapse_by])]

@@ -636,10 +636,34 @@ def test_processes_starting_together_on_postgres(cli: Cli) -> None:
     """Several ledger processes starting at once (two users, two cron jobs) on
     an empty schema, where they race to create the tables, and again once it
     exists: every one of them works."""
-    for _ in range(2):
-        procs = [_start(["--db", cli.url, "deals", "--json"], cli.cwd, None, None) for _ in range(6)]
+    # A query never creates the ledger: the first round are writers (an empty submit), the second queries.
+    for args, stdin, expected in ((["--json", "submit", "-"], "", {"summary": {
+            "lines": 0, "applied": 0, "duplicate": 0, "refused": 0, "malformed": 0, "position": 0}}),
+            (["deals", "--json"], None, []), (["--json", "submit", "-"], "", None)):
+        procs = [_start(["--db", cli.url, *args], cli.cwd, stdin, None) for _ in range(6)]
         for proc in procs:
             out, err = proc.communicate(timeout=TIMEOUT)
-            r = Run(["deals", "--json"], proc.returncode, out, err)
+            r = Run(args, proc.returncode, out, err)
             assert r.code == 0, str(r)
-            assert r.json() == []
+            if expected is not None:
+                assert r.json() == expected
+
+
+def test_an_unexpected_error_is_an_internal_error_with_its_own_status(tmp_path: Path, monkeypatch: Any) -> None:
+    """A bug is exit 70 with one line and a hint, never 3 ("database") nor a traceback."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from ledger.service import Ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert CliRunner().invoke(main, ["--db", url, "--as", "system", "demo", "--deals", "3"]).exit_code == 0
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Ledger, "deals", broken)
+    result = CliRunner().invoke(main, ["--db", url, "deals"])
+    assert result.exit_code == 70, result.output
+    assert result.stderr.count("\n") == 1 and "internal error: RuntimeError: boom" in result.stderr
+    assert "report it" in result.stderr and "Traceback" not in result.stderr

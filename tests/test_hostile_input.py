@@ -765,11 +765,12 @@ def test_every_named_hostile_value_is_refused_and_writes_nothing(h: Harness) -> 
 # -- legal free text round-trips exactly ---------------------------------------------------------------
 LEGAL_FRAGMENTS = SQL + [
     "O'Brien & S\u00f6hne", "\u00dcn\u00efc\u00f6d\u00e9 GmbH", "\u682a\u5f0f\u4f1a\u793e\u30c6\u30b9\u30c8",
-    "\u05e9\u05dc\u05d5\u05dd \u05d1\u05e2\"\u05de", "\u200fRTL\u200f", "\u202eevil\u202c", "\U0001f4a5\U0001f525 Oy",
+    "\u05e9\u05dc\u05d5\u05dd \u05d1\u05e2\"\u05de", "\U0001f4a5\U0001f525 Oy",
     "\U0001f469\u200d\U0001f4bb", "e\u0301", "\ufeffBOM", "Zero\u200bWidth", "\u03a9\u2248\u00e7\u221a\u222b",
     "\\x00 literal", "NULL", "null", "None", "undefined", "\U0010fffd", "\uff21\uff22\uff23", "\U0001d54f",
 ]
-legal_chars = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"  # refused: see test_text_safety
+legal_chars = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters=BIDI_CONTROLS)
 legal_text = st.one_of(
     st.sampled_from(LEGAL_FRAGMENTS),
     st.lists(st.sampled_from(LEGAL_FRAGMENTS) | st.text(legal_chars, max_size=10), min_size=1, max_size=4).map("".join),

@@ -152,7 +152,8 @@ def test_a_locked_sqlite_file_is_a_clear_error_and_a_rerun_completes(tmp_path: P
 
     path = command_file(tmp_path, 300)
     url = f"sqlite:///{tmp_path / 'locked.db'}"
-    assert run_ledger(url, "projections", "status")[0] == 0  # create the database
+    (tmp_path / "empty.jsonl").write_text("")
+    assert run_ledger(url, "submit", str(tmp_path / "empty.jsonl"))[0] == 0  # create the database (a query would not)
     blocker = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     code, out, err = run_ledger(url, "submit", str(path), env={"LEDGER_LOCK_TIMEOUT": "1"})

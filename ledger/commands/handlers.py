@@ -213,6 +213,8 @@ def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
     if customer.trial:
         running = _require(uow, Trial, customer.trial)
         if running.runs_on(ctx.day):
+            if running.partner != d.partner:  # another partner's trial: not its id, not its dates
+                raise Refused(f"{domain} already has another partner's trial running")
             raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
         running.expire_if_due(ctx)
     trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)

@@ -59,10 +59,14 @@ def _email_syntax(value: str) -> str:
 # Client-chosen ids: they appear in actors (partner:<id>), tables and file names.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+# Never in any text: DEL and the C1 controls (NEL among them), and the
+# bidirectional controls (U+061C, U+200E/F, U+202A-E, U+2066-9) that make a
+# name or note display as something else.
+_CONTROLS = r"\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # One-line text: no control characters or line breaks (PostgreSQL text cannot even hold NUL).
-_LINE = r"^[^\x00-\x1f\x7f\u2028\u2029]*$"
+_LINE = rf"^[^\x00-\x1f{_CONTROLS}\u2028\u2029]*$"
 # Free text (notes) may hold line breaks and tabs, still no other control characters.
-_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_TEXT = rf"^[^\x00-\x08\x0b\x0c\x0e-\x1f{_CONTROLS}]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_LINE)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000, pattern=_TEXT)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254, pattern=_LINE),
@@ -353,8 +357,8 @@ PATTERN_WORDS = {
                 "at most 128 characters",
     CURRENCY_PATTERN: "an ISO 4217 currency code in upper case, such as EUR",
     MONTH_PATTERN: "a month written YYYY-MM, such as 2026-01",
-    _LINE: "one line of text without control characters",
-    _TEXT: "text without control characters",
+    _LINE: "one line of text without control characters or bidirectional controls",
+    _TEXT: "text without control characters (other than tab and line breaks) or bidirectional controls",
 }
 RATE_FIELDS = ("commission_rate",)
 

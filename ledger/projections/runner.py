@@ -59,6 +59,8 @@ class Runner:
 
     # -- state ------------------------------------------------------------
     def _ensure_schema(self) -> None:
+        if self.sql.db.read_only:  # a query on a file it may not write: the tables are there
+            return
         with self.sql.transaction():
             if self.sql.pg:  # concurrent CREATE TABLE IF NOT EXISTS can still collide there
                 self.sql.execute("SELECT pg_advisory_xact_lock(?)", [CREATE_LOCK])
