@@ -546,11 +546,13 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
 @main.commands["deal"].command("show")
 @click.argument("deal")
 @as_of_option
+@known_at_option
 @json_option
 @click.pass_context
-def deal_show(ctx: click.Context, deal: str, as_of: str | None) -> None:
+def deal_show(ctx: click.Context, deal: str, as_of: str | None, known_at: str | None) -> None:
     """Show a deal card: contact, stage, notes and history."""
-    card = ctx.find_object(Settings).ledger().deal_card(deal, parse_day(as_of))
+    day, moment = parse_day(as_of), parse_moment(known_at)
+    card = ctx.find_object(Settings).ledger().deal_card(deal, day, moment)
 
     def text() -> str:
         fields = ["deal", "partner", "customer", "contact_name", "customer_email", "customer_domain", "stage",

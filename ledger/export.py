@@ -137,8 +137,9 @@ def statement_csv(st: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def statement_xlsx(st: dict[str, Any], path: str) -> None:
-    """Write the statement as an xlsx workbook at `path`: a header (partner,
+def statement_xlsx(st: dict[str, Any], path: str | Any) -> None:
+    """Write the statement as an xlsx workbook at `path` (a file name, or a
+    binary file object such as io.BytesIO): a header (partner,
     month, issued or not, fingerprint), the lines with amounts and rates as
     numbers in the currency's decimals and days as dates, then totals per
     currency. Every text cell is a string, never a formula. Raises OSError
@@ -146,13 +147,20 @@ def statement_xlsx(st: dict[str, Any], path: str) -> None:
     import xlsxwriter  # a well-kept writer of real workbooks; loaded only for --xlsx
 
     book = xlsxwriter.Workbook(path, {"strings_to_formulas": False, "strings_to_numbers": False,
-                                      "strings_to_urls": False})
+                                      "strings_to_urls": False, "in_memory": not isinstance(path, str)})
     _fill(book, st)
     try:
         book.close()
     except xlsxwriter.exceptions.FileCreateError as e:
         cause = e.args[0] if e.args and isinstance(e.args[0], OSError) else None
         raise OSError(getattr(cause, "errno", None), getattr(cause, "strerror", None) or str(e)) from None
+
+
+def statement_xlsx_bytes(st: dict[str, Any]) -> bytes:
+    """The workbook of `statement_xlsx` as bytes (an HTTP download)."""
+    out = io.BytesIO()
+    statement_xlsx(st, out)
+    return out.getvalue()
 
 
 def _fill(book: Any, st: dict[str, Any]) -> None:
@@ -197,10 +205,10 @@ def _fill(book: Any, st: dict[str, Any]) -> None:
                 widths[col] = max(widths[col], 10)
             elif name in MONEY:
                 shown = _money(value, line["currency"])
-                sheet.write_number(row, col, float(Decimal(shown)), money_format(line["currency"]))
+                sheet.write_number(row, col, Decimal(shown), money_format(line["currency"]))
                 widths[col] = max(widths[col], len(shown))
             elif name == "rate":
-                sheet.write_number(row, col, float(value), rate_format)
+                sheet.write_number(row, col, Decimal(str(value)), rate_format)
                 widths[col] = max(widths[col], len(str(value)))
             elif name in NUMBERS:
                 sheet.write_number(row, col, int(value), integer)

@@ -171,8 +171,9 @@ class Ledger:
         self._known_partner(sql, partner)
         return overview.subscriptions(sql, as_of, partner, status)
 
-    def deal_card(self, deal: str, as_of: date) -> dict[str, Any]:
-        """The deal card as of a day: the pipeline's row (stage, review,
+    def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
+        """The deal card as of a day (and, with `known_at`, as the ledger knew
+        it at that recorded time): the pipeline's row (stage, review,
         protection), the contact from the registration, the notes (day, actor,
         text) and the deal's history (its events in order, as `audit explain`
         shows them). Raises Refused for an unknown deal or another partner's."""
@@ -180,13 +181,14 @@ class Ledger:
 
         notifications = [n for n in self.app.notifications_of([aggregate_id(Deal.KIND, deal)])]
         events = [(self.app.mapper.to_domain_event(n), n) for n in notifications]
-        events = [(e, n) for e, n in events if business_date(e.at) <= as_of]
+        events = [(e, n) for e, n in events
+                  if business_date(e.at) <= as_of and (known_at is None or e.timestamp <= known_at)]
         if not events:
             raise Refused(f"no deal {deal}")
         registered = events[0][0]
         if self.actor.partner is not None and self.actor.partner != registered.partner:
             raise Refused(f"no deal {deal}")  # another partner's deal is not shown, nor said to exist
-        (row,) = pipeline.deal_rows(self.reader(), as_of.isoformat(), "t.deal = ?", (deal,))
+        (row,) = pipeline.deal_rows(self.reader(known_at), as_of.isoformat(), "t.deal = ?", (deal,))
         notes, order_number = [], None
         for e, _ in events:
             text = getattr(e, "text", None) or getattr(e, "note", None)

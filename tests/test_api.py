@@ -6,8 +6,10 @@ nesting, and the hostile-input suite driven through HTTP."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -294,6 +296,10 @@ def test_the_same_json_as_the_cli(api: Api) -> None:
          {"stage": "closed-won", "as_of": "2026-03-01"}),
         (["deals", "--summary", "--as-of", "2026-03-01"], "/deals", {"summary": "true", "as_of": "2026-03-01"}),
         (["statement", "--partner", "acme", "--month", "2026-01"], "/statements/acme/2026-01", {}),
+        (["deal", "show", "w1", "--as-of", "2026-03-01"], "/deals/w1", {"as_of": "2026-03-01"}),
+        (["subscriptions", "--as-of", "2026-03-01"], "/subscriptions", {"as_of": "2026-03-01"}),
+        (["subscriptions", "--status", "cancelled", "--as-of", "2026-03-01"], "/subscriptions",
+         {"status": "cancelled", "as_of": "2026-03-01"}),
     ]
     for args, path, params in cases:
         out = CliRunner().invoke(main, ["--db", h.url, "--as", "partner:acme", "--json", *args])
@@ -306,6 +312,14 @@ def test_the_same_json_as_the_cli(api: Api) -> None:
     assert r.text.replace("\r\n", "\n") == out.output.replace("\r\n", "\n")  # the same statement_csv
     assert r.headers["content-type"].startswith("text/csv")
     assert len(r.text.splitlines()) == 2  # the header and the January charge
+    r = api.get(OWNER, "/statements/acme/2026-01.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as book:  # a real workbook: the statement's text is in it
+        strings = book.read("xl/sharedStrings.xml").decode("utf-8")
+    assert "Commission statement" in strings and "w1.fi" in strings
+    assert api.get("partner:beta", "/statements/acme/2026-01.xlsx").status_code == 403
+    assert api.get("partner:beta", "/deals/w1").status_code == 409  # another partner's deal: "no deal w1"
 
 
 def test_events_written_through_the_api_record_the_token(api: Api) -> None:

@@ -6,7 +6,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -55,6 +55,19 @@ def test_deal_card_has_contact_notes_and_history(h: Harness) -> None:
     assert before["stage"] == "new" and before["protected_until"] == "2026-04-10" and len(before["notes"]) == 1
     with pytest.raises(Refused, match="no deal d-9"):
         h.ledger.deal_card("d-9", date(2026, 3, 1))
+
+
+def test_deal_card_as_known_at_a_recorded_time(h: Harness) -> None:
+    program(h)
+    h.ok(deal("d-1", note="Met at the fair"))
+    known = h.clock.advance(seconds=1)  # the next submit is recorded after this instant
+    h.ok(cmd("add_deal_note", on="2026-01-15", actor="partner:acme", deal="d-1", text="Wants the yearly plan"),
+         cmd("accept_deal", on="2026-01-16", deal="d-1"))
+    now = h.ledger.deal_card("d-1", date(2026, 3, 1))
+    then = h.ledger.deal_card("d-1", date(2026, 3, 1), known)
+    assert (len(now["notes"]), now["review"]) == (2, "accepted")
+    assert (len(then["notes"]), then["review"], len(then["history"])) == (1, "pending", 1)
+    assert then == h.ledger.deal_card("d-1", date(2026, 3, 1), known.astimezone(timezone(timedelta(hours=-5))))
 
 
 def test_partners_see_only_their_own_deal_cards(h: Harness) -> None:

@@ -1,10 +1,8 @@
 """The query routes: one entry per query, named and shaped as the CLI's.
 Each entry says its path (under /api/v1), its parameters (a pydantic model:
 fields named as the CLI options, path fields taken from the path), the
-answer's schema and how to ask the ledger. Adding a query is one entry here,
-e.g. `Query("/deals/{deal}", "The deal card", DealParams, DealCard, lambda
-ledger, p: ledger.deal(p.deal, ...))`; a download is one more `downloads`
-item (`"xlsx": (media type, render)`). The service layer's KeyError answers
+answer's schema and how to ask the ledger. Adding a query is one entry here;
+a download is one more `downloads` item (suffix: (media type, render)). The service layer's KeyError answers
 404, Forbidden 403, Refused 409, ValueError 422."""
 
 from __future__ import annotations
@@ -69,6 +67,15 @@ class DealsParams(Params):
     summary: bool = Field(False, description="counts by stage and review instead of rows")
 
 
+class DealParams(Params):
+    deal: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$", description="deal id")
+
+
+class SubscriptionsParams(Params):
+    partner: str | None = PartnerId
+    status: Literal["active", "cancelled"] | None = None
+
+
 class StatementParams(Params):
     partner: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$", description="partner id")
     month: str = Month
@@ -85,6 +92,12 @@ def _statement(ledger: Ledger, p: StatementParams) -> Any:
     from ..export import statement_json  # the CLI's --json: money in the currency's minor units
 
     return statement_json(ledger.statement(p.partner, p.month, p.known_at, p.day))
+
+
+def _statement_xlsx(st: dict[str, Any]) -> bytes:
+    from ..export import statement_xlsx_bytes  # the CLI's --xlsx, one implementation
+
+    return statement_xlsx_bytes(st)
 
 
 def _statement_csv(st: dict[str, Any]) -> str:
@@ -112,7 +125,13 @@ QUERIES: list[Query] = [
           lambda ledger, p: attention_rows(ledger.attention(p.partner, p.day, p.known_at))),
     Query("/deals", "The deal pipeline (ledger deals --json)", DealsParams,
           list[schemas.DealRow] | schemas.DealSummary, _deals),
+    Query("/deals/{deal}", "The deal card (ledger deal show --json)", DealParams, schemas.DealCard,
+          lambda ledger, p: ledger.deal_card(p.deal, p.day, p.known_at)),
+    Query("/subscriptions", "Subscriptions with their periods (ledger subscriptions --json)", SubscriptionsParams,
+          list[schemas.SubscriptionRow],
+          lambda ledger, p: ledger.subscriptions(p.partner, p.status, p.day, p.known_at)),
     Query("/statements/{partner}/{month}", "A commission statement (ledger statement --json)", StatementParams,
           schemas.Statement, _statement,
-          downloads={"csv": ("text/csv; charset=utf-8", _statement_csv)}),
+          downloads={"csv": ("text/csv; charset=utf-8", _statement_csv),
+                     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _statement_xlsx)}),
 ]

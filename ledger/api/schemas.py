@@ -45,6 +45,45 @@ class DealRow(Row):
     protected_until: str | None
 
 
+class Note(Row):
+    day: str
+    actor: str
+    text: str
+
+
+class DealCard(Row):
+    deal: str
+    partner: str
+    customer: str
+    contact_name: str
+    customer_email: str
+    customer_domain: str
+    stage: str
+    review: Literal["pending", "accepted", "denied"]
+    deny_reason: str | None
+    protected_until: str | None
+    billing: str | None
+    order_number: str | None
+    notes: list[Note]
+    history: list[dict[str, Any]] = Field(description="the deal's events in order, as `audit explain` shows them")
+
+
+class SubscriptionRow(Row):
+    subscription: str
+    partner: str | None
+    deal: str | None
+    customer_domain: str
+    plan: str
+    amount: Money
+    currency: str
+    period: Literal["monthly", "yearly"]
+    billing: str
+    status: Literal["active", "cancelled"]
+    current_period_start: str
+    current_period_end: str
+    next_renewal: str | None
+
+
 class DealSummary(Row):
     total: int
     by_stage: dict[str, int]

@@ -13,6 +13,7 @@ from decimal import Decimal
 from collections.abc import Iterable
 from typing import Any
 
+from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
 from ..timeline import business_date, shift
@@ -372,7 +373,7 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
         end = charges[-1][2] if charges else None
         out.append({
             "subscription": r["subscription"], "partner": r["partner"], "deal": r["deal"],
-            "customer_domain": r["domain"], "plan": r["plan"], "amount": Decimal(r["amount"]),
+            "customer_domain": r["domain"], "plan": r["plan"], "amount": money.quantize(Decimal(r["amount"]), r["currency"]),
             "currency": r["currency"], "period": r["period"], "billing": r["billing"],
             "status": "active" if active else "cancelled",
             "current_period_start": start, "current_period_end": end, "next_renewal": end if active else None,
