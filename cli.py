@@ -915,8 +915,8 @@ def token_revoke(ctx: click.Context, name: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (more than 1 needs PostgreSQL).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Worker processes, 1 to 64 (more than 1 needs PostgreSQL).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (JSON under /api/v1, bearer tokens) until stopped."""

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 from . import authority, chain
-from .aggregates import Deal, Refused, aggregate_id
+from .aggregates import Deal, NotFound, Refused, aggregate_id
 from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
@@ -184,10 +184,10 @@ class Ledger:
         events = [(e, n) for e, n in events
                   if business_date(e.at) <= as_of and (known_at is None or e.timestamp <= known_at)]
         if not events:
-            raise Refused(f"no deal {deal}")
+            raise NotFound(f"no deal {deal}")
         registered = events[0][0]
         if self.actor.partner is not None and self.actor.partner != registered.partner:
-            raise Refused(f"no deal {deal}")  # another partner's deal is not shown, nor said to exist
+            raise NotFound(f"no deal {deal}")  # another partner's deal is not shown, nor said to exist
         (row,) = pipeline.deal_rows(self.reader(known_at), as_of.isoformat(), "t.deal = ?", (deal,))
         notes, order_number = [], None
         for e, _ in events:
@@ -225,7 +225,7 @@ class Ledger:
         """Refuse a query for a partner never enrolled (an empty answer would
         look like a partner with nothing to show)."""
         if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
-            raise Refused(f"no partner {partner}")
+            raise NotFound(f"no partner {partner}")
 
 
 def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:

@@ -87,7 +87,7 @@ def test_a_token_is_stored_only_as_its_hash_and_listed_without_it(api: Api) -> N
 
 
 def test_missing_unknown_malformed_and_revoked_tokens_answer_401(api: Api) -> None:
-    program(api.h)  # a query for a partner never enrolled is refused (409), not empty
+    program(api.h)  # a query for a partner never enrolled is refused (404), not empty
     before = api.h.head()
     good = api.tokens["partner:acme"]
     for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer plt_nope"},
@@ -319,7 +319,8 @@ def test_the_same_json_as_the_cli(api: Api) -> None:
         strings = book.read("xl/sharedStrings.xml").decode("utf-8")
     assert "Commission statement" in strings and "w1.fi" in strings
     assert api.get("partner:beta", "/statements/acme/2026-01.xlsx").status_code == 403
-    assert api.get("partner:beta", "/deals/w1").status_code == 409  # another partner's deal: "no deal w1"
+    assert_problem(api.get("partner:beta", "/deals/w1"), 404)  # another partner's deal: "no deal w1"
+    assert_problem(api.get(OWNER, "/deals/nothing"), 404)
 
 
 def test_events_written_through_the_api_record_the_token(api: Api) -> None:
@@ -424,7 +425,7 @@ def test_mutated_commands_over_http_are_refused_and_write_nothing(api: Api, batc
 
 
 def test_a_query_is_one_entry_in_the_route_table(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A new query (here a stand-in for `deal show`) needs only its entry: the
+    """A new query (here a stand-in for a deal's pipeline row) needs only its entry: the
     route, its parameters in the OpenAPI document and its authority follow."""
     from pydantic import Field
 
@@ -439,17 +440,17 @@ def test_a_query_is_one_entry_in_the_route_table(h: Harness, monkeypatch: pytest
             raise KeyError(f"no deal {p.deal!r}")
         return rows[0]
 
-    entry = routes.Query("/deals/{deal}", "A deal card", DealParams, dict, show)
+    entry = routes.Query("/deal-rows/{deal}", "A deal card", DealParams, dict, show)
     monkeypatch.setattr(routes, "QUERIES", [*routes.QUERIES, entry])
     monkeypatch.setattr("ledger.api.app.QUERIES", routes.QUERIES)
     program(h)
     h.ok(deal("d-1"))
     token = issue(h.ledger, "partner:beta", "beta")["token"]
     with TestClient(create_app(h.url)) as client:
-        params = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/deals/{deal}"]["get"]["parameters"]
+        params = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/deal-rows/{deal}"]["get"]["parameters"]
         assert {(p["name"], p["in"]) for p in params} == {("deal", "path"), ("as_of", "query"), ("known_at", "query")}
         system = {"Authorization": f"Bearer {issue(h.ledger, 'system', 'sys')['token']}"}
-        assert client.get("/api/v1/deals/d-1", headers=system).json()["partner"] == "acme"
-        assert_problem(client.get("/api/v1/deals/d-9", headers=system), 404)
-        assert_problem(client.get("/api/v1/deals/d-1"), 401)
-        assert_problem(client.get("/api/v1/deals/d-1", headers={"Authorization": f"Bearer {token}"}), 404)
+        assert client.get("/api/v1/deal-rows/d-1", headers=system).json()["partner"] == "acme"
+        assert_problem(client.get("/api/v1/deal-rows/d-9", headers=system), 404)
+        assert_problem(client.get("/api/v1/deal-rows/d-1"), 401)
+        assert_problem(client.get("/api/v1/deal-rows/d-1", headers={"Authorization": f"Bearer {token}"}), 404)

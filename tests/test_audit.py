@@ -351,11 +351,18 @@ def test_digest_beyond_the_log_fails_on_an_emptied_ledger_and_a_fresh_database(h
     cli = Cli(h.url, tmp_path)
     r = cli("--as", "vendor:finance", "audit", "verify", "--digest", digest)
     assert r.code == 1 and r.out.startswith("FAILED at position 0: the log ends before the digest's position"), str(r)
-    # A 0-byte SQLite file, and a fresh SQLite database.
+    # A 0-byte SQLite file, and no file at all: no ledger there (exit 3, never "OK"), and nothing created.
     (tmp_path / "empty.db").write_bytes(b"")
-    for url in (f"sqlite:///{tmp_path / 'empty.db'}", f"sqlite:///{tmp_path / 'fresh.db'}"):
+    for url in (f"sqlite:///{tmp_path / 'empty.db'}", f"sqlite:///{tmp_path / 'nothing.db'}"):
         r = run("--db", url, "--as", "vendor:finance", "audit", "verify", "--digest", digest, cwd=tmp_path)
-        assert r.code == 1 and "the log ends before the digest's position" in r.out, str(r)
+        assert r.code == 3 and "no ledger" in r.err and "OK" not in r.out, str(r)
+    assert not (tmp_path / "nothing.db").exists()
+    # A fresh ledger (its tables, no events): the log ends before the digest's position.
+    assert run("--db", f"sqlite:///{tmp_path / 'fresh.db'}", "--as", "system", "submit", "-", stdin="",
+               cwd=tmp_path).code == 0
+    r = run("--db", f"sqlite:///{tmp_path / 'fresh.db'}", "--as", "vendor:finance", "audit", "verify", "--digest",
+            digest, cwd=tmp_path)
+    assert r.code == 1 and "the log ends before the digest's position" in r.out, str(r)
     # A digest of position 0 matches only the empty chain.
     with Ledger(f"sqlite:///{tmp_path / 'fresh.db'}", "vendor:finance") as fresh:
         empty = Audit(fresh).seal()["digest"]
@@ -366,8 +373,12 @@ def test_digest_beyond_the_log_fails_on_an_emptied_ledger_and_a_fresh_database(h
 
 
 def test_digest_beyond_the_log_fails_on_a_fresh_database(db_url: str, tmp_path: Any) -> None:
-    """Either backend, a database that never held the sealed history."""
+    """Either backend, a database that never held the sealed history: without
+    the ledger's tables it is no ledger (exit 3); a fresh one fails the digest."""
     digest = f"ledger-seal:42:{'cd' * 32}"
+    r = run("--db", db_url, "--as", "vendor:finance", "--json", "audit", "verify", "--digest", digest, cwd=tmp_path)
+    assert r.code == 3 and "no ledger" in r.err, str(r)
+    assert run("--db", db_url, "--as", "system", "submit", "-", stdin="", cwd=tmp_path).code == 0
     r = run("--db", db_url, "--as", "vendor:finance", "--json", "audit", "verify", "--digest", digest, cwd=tmp_path)
     assert r.code == 1, str(r)
     out = __import__("json").loads(r.out)

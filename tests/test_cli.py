@@ -638,7 +638,7 @@ def test_processes_starting_together_on_postgres(cli: Cli) -> None:
     exists: every one of them works."""
     # A query never creates the ledger: the first round are writers (an empty submit), the second queries.
     for args, stdin, expected in ((["--json", "submit", "-"], "", {"summary": {
-            "lines": 0, "applied": 0, "duplicate": 0, "refused": 0, "malformed": 0, "position": 0}}),
+            "lines": 0, "applied": 0, "duplicate": 0, "conflict": 0, "refused": 0, "malformed": 0, "position": 0}}),
             (["deals", "--json"], None, []), (["--json", "submit", "-"], "", None)):
         procs = [_start(["--db", cli.url, *args], cli.cwd, stdin, None) for _ in range(6)]
         for proc in procs:

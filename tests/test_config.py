@@ -208,7 +208,7 @@ def test_url_parameters_reach_every_connection(pg_database: str | None) -> None:
                 tables = {r[0] for r in admin.execute(
                     "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])}
             assert apps >= 2  # the read models' connection and the event store's pool
-            assert {"ledger_events", "ledger_commands", "ledger_projections"} <= tables
+            assert {"ledger_events", "ledger_outcomes", "ledger_projections"} <= tables
             assert [d["deal"] for d in ledger.deals(None, None, None, date(2026, 2, 1))] == [
                 "d-1", "d-2"]
     finally:

@@ -1,6 +1,6 @@
 """The domain model: aggregates and their rules. Knows nothing of I/O."""
 
-from .base import Context, LedgerAggregate, Refused, aggregate_id
+from .base import Context, LedgerAggregate, NotFound, Refused, aggregate_id
 from .command import CommandRecord
 from .customer import Customer, UsageDay
 from .deal import Deal
@@ -10,6 +10,6 @@ from .subscription import Subscription
 from .trial import Trial
 
 __all__ = [
-    "CommandRecord", "Context", "Customer", "Deal", "IssuedStatement", "LedgerAggregate", "Partner",
+    "CommandRecord", "Context", "Customer", "Deal", "IssuedStatement", "LedgerAggregate", "NotFound", "Partner",
     "Refused", "Subscription", "Trial", "UsageDay", "aggregate_id",
 ]

@@ -27,6 +27,11 @@ class Refused(Exception):
     """A business rule or an authority check says no. Nothing is written."""
 
 
+class NotFound(Refused):
+    """A query asked for a record the asker may not see: none exists, or it is
+    another partner's (never said apart). Exit 1 like any refusal; HTTP 404."""
+
+
 @dataclass(frozen=True)
 class Context:
     """Who asked, under which command id, about when (effective time), and

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import authority
-from ..aggregates import Refused
+from ..aggregates import NotFound, Refused
 from ..commands.models import MAX_LINE_BYTES, one_line
 from ..db import Unavailable, redact
 from ..render import dump
@@ -62,6 +62,10 @@ def install_errors(app: FastAPI) -> None:
     @app.exception_handler(authority.Forbidden)
     async def forbidden(_: Request, e: authority.Forbidden) -> Response:
         return problem(403, TITLES[403], str(e))
+
+    @app.exception_handler(NotFound)  # a record the asker may not see: none, or another partner's
+    async def no_such_record(_: Request, e: NotFound) -> Response:
+        return problem(404, TITLES[404], str(e))
 
     @app.exception_handler(Refused)
     async def refused(_: Request, e: Refused) -> Response:
