@@ -438,7 +438,7 @@ class LedgerApp(Application):
         outcomes: list[Outcome] = []
         for (line, cmd), actor in zip(chunk, actors):
             if isinstance(cmd, Malformed):
-                results.append(Result(line, None, None, "malformed", str(cmd)))
+                results.append(Result(line, cmd.id, cmd.type, "malformed", str(cmd)))
                 continue
             if isinstance(actor, Refused):
                 results.append(Result(line, cmd.id, cmd.type, "refused", str(actor)))

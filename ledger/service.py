@@ -76,10 +76,13 @@ class Ledger:
             self.runner.catch_up()
         return results
 
-    def command(self, envelope: dict[str, Any]) -> Result:
-        """One command from CLI options; raises Malformed, or Refused when it
-        is refused or conflicts with another command under its id."""
-        result = self.submit([(1, build(envelope, options=True))])[0]
+    def command(self, command: dict[str, Any] | Command) -> Result:
+        """One command (an envelope from CLI options, or one already built);
+        raises Malformed, or Refused when it is refused or conflicts with
+        another command under its id."""
+        if not isinstance(command, Command):
+            command = build(command, options=True)
+        result = self.submit([(1, command)])[0]
         if result.status in ("refused", "conflict"):
             raise Refused(result.message)
         return result

@@ -667,3 +667,19 @@ def test_an_unexpected_error_is_an_internal_error_with_its_own_status(tmp_path: 
     assert result.exit_code == 70, result.output
     assert result.stderr.count("\n") == 1 and "internal error: RuntimeError: boom" in result.stderr
     assert "report it" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_neither_a_deal_card_nor_a_malformed_command_creates_a_ledger(tmp_path: Path) -> None:
+    """`deal show` is a query, and a command whose input is malformed is
+    refused before the ledger is opened: neither leaves a database behind."""
+    missing = tmp_path / "typo.db"
+    url = f"sqlite:///{missing}"
+    r = run("--db", url, "deal", "show", "d-1", cwd=tmp_path)
+    assert r.code == 3 and "no ledger" in r.err, str(r)
+    for args in (["subscription", "start", "s-9", "--plan", "p", "--amount", "-5", "--currency", "EUR",
+                  "--period", "monthly"],
+                 ["partner", "enroll", "--partner", "a b", "--name", "X", "--domain", "x.fi",
+                  "--commission-rate", "0.2"]):
+        r = run("--db", url, *args, cwd=tmp_path)
+        assert r.code == 2 and r.err.count("\n") == 1, str(r)
+    assert not missing.exists() and not (tmp_path / "ledger.db").exists()

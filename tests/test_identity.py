@@ -212,6 +212,7 @@ def test_case_10_another_partners_trial_protects_the_customer(h: Harness) -> Non
     assert (d40.review, d40.deny_reason) == ("denied", "duplicate")
     assert r["acc-d-40"].status == "refused" and r["win-d-40"].status == "refused"
     assert r["start-s-40"].status == "refused"
+    assert r["start-s-40"].message == "deal d-40 was denied (duplicate); it gets no subscription"
     t = h.ledger.app.get(Trial, "t-3")
     assert t.converted_on is None and t.partner == "acme"
     assert h.ledger.app.get(Subscription, "s-40") is None
@@ -307,7 +308,9 @@ def test_without_a_deal_customer_domain_and_billing_are_required() -> None:
 def test_case_12_money_prints_with_minor_units_and_unknown_currency_is_malformed(h: Harness) -> None:
     r = submit_case(h, "12-money-and-currency.jsonl")
     assert r["start-s-1"].status == "applied"
-    assert r["line 6"].status == "malformed" and "XYZ" in r["line 6"].message  # start-s-2 (malformed: no id)
+    # A malformed line whose envelope is sound is reported under its own id and type.
+    assert r["start-s-2"].status == "malformed" and "XYZ" in r["start-s-2"].message
+    assert r["start-s-2"].type == "start_subscription" and r["start-s-2"].line == 6
     assert h.ledger.app.get(Subscription, "s-2") is None
     st = statement_json(h.ledger.statement("acme", "2026-03"))
     (line,) = [ln for ln in st["lines"] if ln["subscription"] == "s-1" and ln["day"] == "2026-03-02"]

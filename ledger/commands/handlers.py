@@ -275,6 +275,8 @@ def _won_deal(uow: UnitOfWork, d: m.StartSubscription) -> Deal:
         # A deal keeps the identity it was registered with; compare by today's rule too.
         if given not in (deal.domain, _registrable_or_none(deal.domain)):
             raise Refused(f"deal {d.deal} is for {deal.domain}, not {given}")
+    if deal.review == "denied":
+        raise Refused(f"deal {d.deal} was denied ({deal.deny_reason}); it gets no subscription")
     if deal.stage != "closed-won":
         raise Refused(f"deal {d.deal} is {deal.stage}; win it before starting its subscription")
     if d.billing is not None and d.billing != deal.billing:

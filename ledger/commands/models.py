@@ -280,7 +280,13 @@ DATA_MODELS: dict[str, type[Data]] = {
 
 
 class Malformed(ValueError):
-    """Input that is not a well-formed command (exit status 2)."""
+    """Input that is not a well-formed command (exit status 2). `id` and
+    `type` are the line's own, when its envelope was well-formed, so the
+    report can name the command."""
+
+    def __init__(self, message: str, id: str | None = None, type: str | None = None) -> None:  # noqa: A002
+        super().__init__(message)
+        self.id, self.type = id, type
 
 
 def parse_when(value: Any) -> datetime | None:
@@ -447,7 +453,7 @@ def build(envelope: dict[str, Any], options: bool = False) -> Command:
     try:
         data = DATA_MODELS[env.type].model_validate(env.data)
     except ValidationError as e:
-        raise Malformed(_one_line(e, "data.", options)) from None
+        raise Malformed(_one_line(e, "data.", options), env.id, env.type) from None
     except RecursionError:
         raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)
