@@ -69,6 +69,7 @@ class Ledger:
     ) -> list[Result]:
         # Each batch's events go straight to the read models; when another
         # writer's events came between, catch_up reads the log instead.
+        self.runner.require_zone()  # before anything is written
         direct: list[bool] = []
         results = self.app.execute(items, self.actor, progress,
                                    saved=lambda recorded: direct.append(self.runner.apply_recorded(recorded)))
@@ -115,6 +116,8 @@ class Ledger:
                               "(`ledger audit verify` checks it against the events)")
             self.runner.get(name)
         self.runner.rebuild_many(names, progress)
+        if set(names) >= {p.name for p in self.runner.projections}:
+            self.runner.record_zone()  # every read model now has the dates of the zone in force
         return names
 
     # -- reading --------------------------------------------------------------

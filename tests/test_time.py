@@ -190,6 +190,34 @@ def test_case_06_the_month_is_the_business_zone_s(h: Harness, monkeypatch: pytes
     assert lines_of(h, other) == []
 
 
+def test_read_models_of_another_zone_are_refused_until_rebuilt(h: Harness, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """Dates in the read models are in the zone they were built in: a process
+    with another LEDGER_TIMEZONE is told so (exit 2) and writes nothing, until
+    every read model is rebuilt in the new zone."""
+    from ledger.projections.runner import ZoneMismatch
+
+    monkeypatch.delenv("LEDGER_TIMEZONE", raising=False)
+    assert [r.status for r in submit_case(h, "06-business-time-zone.jsonl")] == ["applied"] * 5
+    monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/Helsinki")
+    head = h.head()
+    with Ledger(h.url, "system", clock=h.clock) as helsinki:
+        with pytest.raises(ZoneMismatch, match="built in time zone UTC, but LEDGER_TIMEZONE is Europe/Helsinki"):
+            helsinki.statement("acme", "2026-04")
+        with pytest.raises(ZoneMismatch):
+            helsinki.submit_lines([json.dumps(sub("s-9", "2026-05-01", domain="z.fi"))])
+        assert helsinki.app.head() == head  # refused before anything was written
+    assert_one_line_error(Cli(h.url, tmp_path)("statement", "--partner", "acme", "--month", "2026-04",
+                                               env={"LEDGER_TIMEZONE": "Europe/Helsinki"}), 2, "projections rebuild")
+    with Ledger(h.url, "system", clock=h.clock) as helsinki:
+        helsinki.rebuild()
+        assert [(ln["entry"], ln["day"]) for ln in helsinki.statement("acme", "2026-04")["lines"]] == [
+            ("charge", "2026-04-01")]
+    monkeypatch.delenv("LEDGER_TIMEZONE")
+    with Ledger(h.url, "system", clock=h.clock) as utc, pytest.raises(ZoneMismatch, match="built in time zone Europe"):
+        utc.deals(None, None, None, date(2026, 5, 1))
+
+
 def test_month_edges_follow_the_zone_s_daylight_saving(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     """Helsinki is UTC+3 from 29 March 2026: 21:30Z on 31 March is already April there."""
     monkeypatch.setenv("LEDGER_TIMEZONE", "Europe/Helsinki")

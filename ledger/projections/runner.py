@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .. import timeline
 from ..persistence import CREATE_LOCK
 from .base import Projection, preload
 
@@ -26,6 +27,13 @@ STATE_DDL = (
     "name TEXT PRIMARY KEY, position BIGINT NOT NULL, version BIGINT NOT NULL, suffix TEXT NOT NULL)"
 )
 LOCKS_DDL = "CREATE TABLE IF NOT EXISTS ledger_locks (name TEXT PRIMARY KEY)"
+# The business time zone the read models' dates are in (ledger/timeline.py).
+ZONE_DDL = "CREATE TABLE IF NOT EXISTS ledger_read_zone (id INTEGER PRIMARY KEY, zone TEXT NOT NULL)"
+
+
+class ZoneMismatch(ValueError):
+    """The read models were built in another business time zone than
+    LEDGER_TIMEZONE names now: their dates would answer for the other zone."""
 REBUILD = "@rebuild"
 
 Progress = Callable[[int, int], None]  # (position, head)
@@ -55,6 +63,7 @@ class Runner:
         self.app, self.sql, self.projections = app, sql, list(projections)
         self.known_at, self.upto = known_at, upto
         self._grown: dict[str, int] = {}  # events applied per table suffix since its last ANALYZE
+        self._zone_checked = False
         self._ensure_schema()
 
     # -- state ------------------------------------------------------------
@@ -73,6 +82,47 @@ class Runner:
                 if self._state(p.name) is None:
                     p.create(self.sql)
                     self._set_state(p.name, 0, p.version, "")
+            self.sql.execute(ZONE_DDL)
+            if self.sql.one("SELECT zone FROM ledger_read_zone WHERE id = 1") is None:
+                # Read models built before the zone was recorded were built in UTC, the only zone then.
+                built = any(position > 0 for position, _, _ in self._states().values())
+                self.sql.execute("INSERT INTO ledger_read_zone (id, zone) VALUES (1, ?)",
+                                 ["UTC" if built else timeline.zone().key])
+
+    def require_zone(self) -> None:
+        """Raise ZoneMismatch unless the read models were built in the business
+        time zone in force (LEDGER_TIMEZONE): a query would otherwise answer
+        with the other zone's dates, and new rows would mix both. Checked once
+        per runner."""
+        if self._zone_checked:
+            return
+        row = self._zone_row()
+        built, now = (row[0] if row else "UTC"), timeline.zone().key
+        if built != now and not self.sql.db.read_only and all(
+                position == 0 for position, _, _ in self._states().values()):
+            self.record_zone()  # nothing projected yet: the read models take the zone in force
+            built = now
+        if built != now:
+            raise ZoneMismatch(
+                f"the read models were built in time zone {built}, but LEDGER_TIMEZONE is {now}: set it back, "
+                "or rebuild them in the new zone (ledger --as system projections rebuild)")
+        self._zone_checked = True
+
+    def _zone_row(self) -> tuple[Any, ...] | None:
+        if not self.sql.db.read_only:
+            return self.sql.one("SELECT zone FROM ledger_read_zone WHERE id = 1")
+        import sqlite3  # a read-only file written before the zone was recorded has no such table
+
+        try:
+            return self.sql.one("SELECT zone FROM ledger_read_zone WHERE id = 1")
+        except sqlite3.OperationalError:
+            return None
+
+    def record_zone(self) -> None:
+        """Say the read models are now in the zone in force (after rebuilding all of them)."""
+        with self.sql.transaction():
+            self.sql.execute("UPDATE ledger_read_zone SET zone = ? WHERE id = 1", [timeline.zone().key])
+        self._zone_checked = False
 
     def _state(self, name: str) -> tuple[int, int, str] | None:
         return self._states().get(name)
@@ -114,7 +164,9 @@ class Runner:
     # -- catching up --------------------------------------------------------
     def catch_up(self, progress: Progress | None = None, batch: int = BATCH) -> int:
         """Apply every new event to every projection. Returns events applied.
-        A projection whose code version changed is rebuilt first."""
+        A projection whose code version changed is rebuilt first. Raises
+        ZoneMismatch for read models of another business time zone."""
+        self.require_zone()
         states = self._states()
         head = self.app.head() if self.upto is None else min(self.app.head(), self.upto)
         if all(p.name in states and states[p.name][0] >= head and states[p.name][1] == p.version
