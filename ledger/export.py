@@ -225,7 +225,7 @@ def _fill(book: Any, st: dict[str, Any]) -> None:
         text(row, 0, currency)
         for col, name in enumerate(MONEY, start=1):
             shown = _money(t[name], currency)
-            sheet.write_number(row, col, float(Decimal(shown)), money_format(currency))
+            sheet.write_number(row, col, Decimal(shown), money_format(currency))
             widths[col] = max(widths[col], len(shown))
     for col, w in enumerate(widths):
         sheet.set_column(col, col, min(w, 50) + 2)
