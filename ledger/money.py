@@ -16,8 +16,11 @@ BHD 3. For a few currencies CLDR gives fewer digits than ISO 4217's table
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from typing import Any
 
 MAX_AMOUNT = Decimal("1000000000")
 
@@ -80,3 +83,37 @@ def format_money(amount: Decimal, currency: str) -> str:
     `-` for negatives: 12000 EUR → "12000.00", 12000 JPY → "12000",
     1.5 BHD → "1.500"."""
     return f"{quantize(amount, currency):f}"
+
+
+# -- commission (SPEC: "cents rounded half-up, never floats"; a refund "claws
+# back ... the commission at the rate that applied to the refunded charge") --
+CENT = Decimal("0.01")
+
+
+def commission(amount: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
+    """The commission on `amount` at `rate` (a fraction such as 0.20): rounded
+    half-up to the currency's minor unit (the cent when no currency is named),
+    on the magnitude, so a negative amount mirrors a positive one."""
+    value = abs(amount) * rate
+    value = value.quantize(CENT, rounding=ROUND_HALF_UP) if currency is None else quantize(value, currency)
+    return -value if amount < 0 else value
+
+
+def clawback(base: Decimal, refund: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
+    """What a refund takes back (a negative Decimal): the commission on what was
+    left of the charge before it (`base`), minus the commission on what is left
+    after. Refunds of one charge therefore add up to exactly the commission it
+    paid, whatever the rounding of each part."""
+    return -(commission(base, rate, currency) - commission(base - refund, rate, currency))
+
+
+def rate_in_force(rates: Sequence[tuple[Any, Decimal]], day: Any) -> Decimal:
+    """The commission rate in force on `day` (SPEC: "statements use the rate in
+    force on each charge's date"). `rates` are (effective day, rate) pairs in
+    effective-day order and, within a day, in the order they were recorded:
+    the latest effective on or before `day` holds (the later-recorded one on a
+    shared day); before the first, the first. No rates: 0."""
+    if not rates:
+        return Decimal("0")
+    i = bisect_right(rates, day, key=lambda r: r[0])
+    return rates[max(i - 1, 0)][1]

@@ -17,7 +17,7 @@ from ledger.application import likely_aggregates
 from ledger.commands.models import Malformed, build
 from ledger.identity import customer_domain, registrable_domain
 from ledger.export import statement_json
-from ledger.projections.statements import commission
+from ledger.money import commission
 
 from .conftest import Harness, accept, cmd, deal, program
 

@@ -13,7 +13,7 @@ from ledger.aggregates import Deal, Partner, Refused, Subscription, Trial
 from ledger.aggregates.base import Context
 from ledger.aggregates.subscription import add_months
 from ledger.identity import customer_domain
-from ledger.projections.statements import commission
+from ledger.money import commission
 
 
 def ctx(day: str, actor: str = "system") -> Context:

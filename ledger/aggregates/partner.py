@@ -3,10 +3,10 @@ commission rate over time (a rate applies from its effective date on)."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
+from .. import money
 from ..timeline import business_date
 from .base import Context, LedgerAggregate, Refused
 
@@ -60,8 +60,8 @@ class Partner(LedgerAggregate):
         self._trigger(self.RateSet, ctx, commission_rate=check_rate(rate))
 
     def rate_on(self, day: date) -> Decimal:
-        i = bisect_right(self.rates, (day, Decimal("Infinity")))
-        return self.rates[max(i - 1, 0)][1]
+        """The rate in force on `day` (ledger/money.py, the statements' rule too)."""
+        return money.rate_in_force(self.rates, day)
 
     def owns_domain(self, domain: str) -> bool:
         """Whether a customer domain (as `ledger.identity.customer_domain` gives

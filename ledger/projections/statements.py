@@ -12,13 +12,11 @@ as an adjustment."""
 from __future__ import annotations
 
 import hashlib
-import sys
 import json
-from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from .. import money
@@ -26,7 +24,6 @@ from ..aggregates import IssuedStatement, Partner, Subscription
 from ..timeline import business_date, recorded_text
 from .base import Projection, Table, Writer
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 KIND_BY_BILLING = {
     "credit-card": "commission-payable",
@@ -75,23 +72,6 @@ ISSUED = Table(
         "recorded": "TEXT", "event_position": "BIGINT",
     },
 )
-
-
-def commission(amount: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
-    """Half-up to the currency's minor unit (ledger/money.py: the cent for
-    EUR, the yen for JPY; the cent when no currency is named), on the
-    magnitude (a negative amount mirrors)."""
-    value = abs(amount) * rate
-    value = value.quantize(CENT, rounding=ROUND_HALF_UP) if currency is None else money.quantize(value, currency)
-    return -value if amount < 0 else value
-
-
-def clawback(base: Decimal, refund: Decimal, rate: Decimal, currency: str | None = None) -> Decimal:
-    """What a refund takes back: the commission on what was left of the charge
-    before it, minus the commission on what is left after. Refunds of one
-    charge therefore add up to exactly the commission it paid, whatever the
-    rounding of each part."""
-    return -(commission(base, rate, currency) - commission(base - refund, rate, currency))
 
 
 class Statements(Projection):
@@ -189,31 +169,21 @@ class Cut:
         return Cut(position if self.position is None else min(self.position, position), self.recorded)
 
 
-def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, int, Decimal]]:
+def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
+    """The partner's rates as (effective day, rate), by day and, within a day,
+    in recorded order (what money.rate_in_force takes)."""
     cond, params = cut.sql()
-    return sorted(
-        (d, int(p), Decimal(r))
-        for d, p, r in sql.all(f"SELECT effective_on, position, rate FROM st_rates WHERE partner = ?{cond}",
-                               [partner, *params])
-    )
+    rows = sql.all(f"SELECT effective_on, position, rate FROM st_rates WHERE partner = ?{cond}", [partner, *params])
+    return [(d, Decimal(r)) for d, _, r in sorted((d, int(p), r) for d, p, r in rows)]
 
 
-def rate_on(rates: list[tuple[str, int, Decimal]], day: str) -> Decimal:
-    """The rate in force on a day: the latest effective date on or before it
-    (the later-recorded one if two share a date); before the first, the first."""
-    if not rates:
-        return Decimal("0")
-    i = bisect_right(rates, (day, sys.maxsize, Decimal(0)))
-    return rates[max(i - 1, 0)][2]
-
-
-def priced(row: dict[str, Any], rates: list[tuple[str, int, Decimal]]) -> dict[str, Any]:
+def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, Any]:
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
-    rate = rate_on(rates, row["rate_day"])
+    rate = money.rate_in_force(rates, row["rate_day"])
     currency = row["currency"]
-    com = (commission(amount, rate, currency) if row["base"] is None
-           else clawback(Decimal(row["base"]), -amount, rate, currency))
+    com = (money.commission(amount, rate, currency) if row["base"] is None
+           else money.clawback(Decimal(row["base"]), -amount, rate, currency))
     kind = KIND_BY_BILLING[row["billing"]]
     vendor_share = amount - com
     return {
