@@ -19,10 +19,11 @@ from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subsc
 from .commands.models import Command, IssueStatement
 from .db import Database
 from .identity import host_name, registrable_domain
-from .projections import Runner, Statements, statements
+from .projections import Runner, Statements, attention, statements
 from .chain import GENESIS, HEAD, LINKS, link
 from .projections.overview import ACTIVITY_WINDOW_DAYS
 from .service import Ledger
+from .settings import Attention
 from .timeline import shift
 
 Progress = Callable[[int, int], None]
@@ -180,21 +181,21 @@ class Audit:
 
     def explain_item(self, code: str, subject: str, as_of: date) -> list[dict[str, Any]]:
         """The events behind an attention item (a deal, trial, subscription or customer)."""
-        kind = {"trial-ending": Trial, "trial-inactive": Trial, "deal-pending-review": Deal,
-                "protection-lapsing": Deal, "won-without-subscription": Deal,
-                "subscription-cancelled": Subscription, "renewal-due": Subscription}.get(code)
-        if code == "customer-inactive":
-            return self.explain_customer(subject, as_of)
-        if kind is None:
+        subject_kind = attention.SUBJECTS.get(code)
+        if subject_kind is None:
             raise ValueError(f"unknown attention code {code!r}")
+        if subject_kind == "customer":
+            return self.explain_customer(subject, as_of)
+        kind = {"trial": Trial, "deal": Deal, "subscription": Subscription}[subject_kind]
         notes = self.app.notifications_of([aggregate_id(kind.KIND, subject)])
         if not notes:
             raise Refused(f"no {kind.KIND} {subject!r}")
-        if kind is Trial:  # inactivity is about the customer's usage during the trial
+        if kind is Trial:  # inactivity is about the customer's usage in the trial's last N days (the setting)
             domain = self.app.get(Trial, subject).domain
+            window = Attention.from_env().trial_inactive_days
             notes = self.app.notifications_of(
                 [aggregate_id(Trial.KIND, subject)]
-                + [aggregate_id(UsageDay.KIND, f"{domain}/{shift(as_of, -d)}") for d in range(0, 15)])
+                + [aggregate_id(UsageDay.KIND, f"{domain}/{shift(as_of, -d)}") for d in range(0, window + 1)])
         return self._render(notes)
 
     def explain_line(self, position: int) -> list[dict[str, Any]]:

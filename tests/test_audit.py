@@ -235,6 +235,24 @@ def test_explain_lists_the_events_behind_a_line_a_row_and_an_item(h: Harness) ->
     assert [e["type"] for e in item] == ["Subscription.Started"]
 
 
+def test_explaining_trial_inactivity_reads_the_window_the_setting_gives(h: Harness, monkeypatch: Any) -> None:
+    program(h)
+    h.ok(cmd("start_trial", on="2026-03-01", actor="partner:acme", trial="t-1", partner="acme",
+             customer_name="Example Oy", customer_email="jane@example.fi", days=30),
+         cmd("report_usage", on="2026-03-02", customer_domain="example.fi", activities=4),
+         cmd("report_usage", on="2026-03-10", customer_domain="example.fi", activities=2))
+    audit = Audit(h.ledger)
+    usage = lambda: [e["effective"].date().isoformat() for e in audit.explain_item("trial-inactive", "t-1", date(2026, 3, 20))  # noqa: E731
+                     if e["type"].startswith("UsageDay")]
+    assert usage() == []  # the default window (7 days) holds no report
+    monkeypatch.setenv("LEDGER_ATTENTION_TRIAL_INACTIVE_DAYS", "10")
+    assert usage() == ["2026-03-10"]
+    monkeypatch.setenv("LEDGER_ATTENTION_TRIAL_INACTIVE_DAYS", "18")
+    assert usage() == ["2026-03-02", "2026-03-10"]
+    with pytest.raises(ValueError, match="unknown attention code"):
+        audit.explain_item("nothing", "t-1", date(2026, 3, 20))
+
+
 def test_export_then_import_recreates_the_same_ledger(h: Harness, tmp_path: Any) -> None:
     subscription_program(h)
     h.ok(cmd("renew_subscription", on="2026-03-03", actor="vendor:manager", subscription="s-1"))

@@ -20,6 +20,13 @@ from .overview import (
 )
 from .pipeline import deal_rows
 
+# Each code's subject: the kind of record its `subject` names (`audit explain item` uses it).
+SUBJECTS = {
+    "trial-ending": "trial", "trial-inactive": "trial", "deal-pending-review": "deal",
+    "protection-lapsing": "deal", "won-without-subscription": "deal", "subscription-cancelled": "subscription",
+    "customer-inactive": "customer", "renewal-due": "subscription",
+}
+
 CODES = {
     "trial-ending": "a running trial ends within {trial_ending_days} days",
     "trial-inactive": "a trial running for {trial_inactive_days} days or more had no activity in the last {trial_inactive_days}",
