@@ -92,12 +92,8 @@ class Ledger:
         """Record protections that lapsed and trials that expired by `on`."""
         sql = self.reader()
         day = on.isoformat()
-        lapse_by = shift(on, -PROTECTION_DAYS).isoformat()
-        deals = [r[0] for r in sql.all(
-            "SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL "
-            "AND stage IN ('new', 'newsletter-subscription', 'trial') AND last_action <= ?", [lapse_by])]
-        trials = [r[0] for r in sql.all(
-            "SELECT trial FROM ov_trials WHERE converted_on IS NULL AND expired_on IS NULL AND ends_on <= ?", [day])]
+        deals = pipeline.lapse_candidates(sql, shift(on, -PROTECTION_DAYS))
+        trials = overview.expiry_candidates(sql, on)
         return self.command({
             "id": command_id or f"sweep-{uuid4().hex}", "type": "sweep", "on": day,
             "data": {"deals": deals, "trials": trials},

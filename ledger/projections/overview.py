@@ -204,6 +204,15 @@ def trial_end(t: dict[str, Any], day: str) -> str:
     return iso(date.fromisoformat(t["started_on"]) + timedelta(days=t["days"]))
 
 
+def expiry_candidates(sql: Any, day: date) -> list[str]:
+    """Trials that may have expired by `day`: neither converted nor expired,
+    ending on or before it. Only narrows: the sweep asks each Trial
+    (Trial.expire_if_due, the trial window's home)."""
+    return [r[0] for r in sql.all(
+        "SELECT trial FROM ov_trials WHERE converted_on IS NULL AND expired_on IS NULL AND ends_on <= ?",
+        [day.isoformat()])]
+
+
 def trial_runs(t: dict[str, Any], day: str) -> bool:
     return (
         t["started_on"] <= day < trial_end(t, day)

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ..aggregates import Deal
-from ..aggregates.deal import PROTECTION_DAYS, STAGES
+from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS, STAGES
 from ..timeline import business_date
 from .base import Projection, Table, Writer
 
@@ -138,3 +138,13 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "by_stage": {s: sum(n for (st, _), n in by.items() if st == s) for s in STAGES},
         "by_review": {rv: sum(n for (_, r), n in by.items() if r == rv) for rv in ("pending", "accepted", "denied")},
     }
+
+
+def lapse_candidates(sql: Any, last_action_by: date) -> list[str]:
+    """Deals whose protection may have lapsed: open, not denied, not yet
+    lapsed, no action after `last_action_by`. Only narrows: the sweep asks
+    each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
+    stages = ", ".join("?" * len(OPEN_STAGES))
+    return [r[0] for r in sql.all(
+        f"SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL AND stage IN ({stages}) "
+        "AND last_action <= ?", [*OPEN_STAGES, last_action_by.isoformat()])]
