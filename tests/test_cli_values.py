@@ -104,11 +104,13 @@ def check(result: Any, args: list[str]) -> None:
     assert problem(result, args) is None, problem(result, args)
 
 
-def test_every_option_of_every_command_takes_extreme_values(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_option_of_every_command_takes_extreme_values(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
     # `serve` is judged here up to the server: a valid port and host would serve forever.
     import ledger.api.server
 
     monkeypatch.setattr(ledger.api.server, "serve", lambda *args, **kwargs: None)
+    monkeypatch.chdir(tmp_path)  # values given to file options (`--xlsx 9999-12-31`) are written here
     h = Harness(db_url)
     try:
         world(h)
