@@ -7,14 +7,12 @@ traceback."""
 
 from __future__ import annotations
 
-import csv
 import gc
-import io
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -58,25 +56,17 @@ def bounded(message: str) -> str:
     return line if len(line) <= MAX_ERROR - 7 else line[: MAX_ERROR - 8] + "…"
 
 
-# The commands that may create a ledger; every other one (a query) needs one.
-WRITERS = ("submit", "sweep", "demo", "partner", "deal", "trial", "subscription", "usage", "audit import",
-           "statement issue")
-
-
-# Queries that live in a writers' group.
-READERS = ("deal show",)
+def writer(cmd: click.Command) -> click.Command:
+    """Mark a command that writes: it may create the ledger. Every other
+    command (a query) needs an existing one and never creates it."""
+    cmd.writes = True  # type: ignore[attr-defined]
+    return cmd
 
 
 def _writes() -> bool:
-    """Whether the command being run may create the ledger (a write)."""
-    ctx, names = click.get_current_context(silent=True), []
-    while ctx is not None and ctx.parent is not None:
-        names.append(ctx.info_name or "")
-        ctx = ctx.parent
-    path = " ".join(reversed(names))
-    if path in READERS:
-        return False
-    return ctx is None or any(path == w or path.startswith(w + " ") for w in WRITERS)
+    """Whether the command being run may create the ledger (see `writer`)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or getattr(ctx.command, "writes", False)
 
 
 def fail(message: str, code: int) -> None:
@@ -93,15 +83,13 @@ class LedgerGroup(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except click.ClickException as e:
-            e.message = bounded(e.message)
             usage_error(e)
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.ClickException as e:  # click's own usage errors echo the value whole
-            e.message = bounded(e.message)
+        except click.ClickException as e:
             usage_error(e)
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
@@ -116,7 +104,7 @@ class LedgerGroup(click.Group):
         except Exception as e:  # noqa: BLE001 - the one place errors become exit codes
             from ledger.aggregates import Refused
             from ledger.commands.models import Malformed
-            from ledger.db import Unavailable, redact
+            from ledger.db import Unavailable, first_line, is_database_error
 
             if isinstance(e, Refused):
                 fail(str(e), EXIT_REFUSED)
@@ -126,10 +114,10 @@ class LedgerGroup(click.Group):
                 fail(str(e), EXIT_USAGE)
             if isinstance(e, Unavailable):
                 fail(str(e), EXIT_DB)
-            if _is_database_error(e):
-                fail(f"database error: {redact(str(e)).splitlines()[0] if str(e) else type(e).__name__}", EXIT_DB)
+            if is_database_error(e):
+                fail(f"database error: {first_line(e) or type(e).__name__}", EXIT_DB)
             # A bug, not the user's input nor the database: its own status (70, EX_SOFTWARE).
-            detail = redact(str(e)).splitlines()[0] if str(e) else ""
+            detail = first_line(e)
             fail(f"internal error: {type(e).__name__}: {detail} (a bug in the ledger; "
                  "please report it with the command you ran)", EXIT_INTERNAL)
         finally:
@@ -138,28 +126,14 @@ class LedgerGroup(click.Group):
 
 
 def usage_error(e: click.ClickException) -> None:
-    """Click's usage errors as one line and exit 2 (a file that cannot be
-    opened is bad input too); other click exceptions keep their status."""
+    """Click's usage errors as one bounded line and exit 2 (a file that cannot
+    be opened is bad input too); other click exceptions keep their status,
+    with their message bounded (click echoes the value whole)."""
+    e.message = bounded(e.message)
     if not isinstance(e, (click.UsageError, click.FileError)):
         return
     hint = f" (see '{e.ctx.command_path} --help')" if isinstance(e, click.UsageError) and e.ctx else ""
     fail(e.format_message() + hint, EXIT_USAGE)
-
-
-def _is_database_error(e: Exception) -> bool:
-    import sqlite3
-
-    from eventsourcing.persistence import PersistenceError
-
-    if isinstance(e, (sqlite3.Error, PersistenceError)):
-        return True
-    try:
-        import psycopg
-        import psycopg_pool
-
-        return isinstance(e, (psycopg.Error, psycopg_pool.PoolTimeout))
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def set_json(ctx: click.Context, _: Any, value: bool) -> None:
@@ -238,9 +212,16 @@ def parse_moment(value: str | None) -> datetime | None:
         raise click.BadParameter(str(e), param_hint="--known-at") from None
 
 
-as_of_option = click.option("--as-of", metavar="DATE", help="Answer as of this effective date (default today); "
-                            "windows such as 90 days count back from it.")
-known_at_option = click.option("--known-at", metavar="TIMESTAMP",
+# Dates are parsed by the options themselves, before any command body opens the
+# ledger: a bad value is exit 2 and never creates or touches a database.
+def _day_of(name: str) -> Callable[[click.Context, click.Parameter, str | None], date]:
+    return lambda _ctx, _param, value: parse_day(value, name)
+
+
+as_of_option = click.option("--as-of", metavar="DATE", callback=_day_of("--as-of"),
+                            help="Answer as of this effective date (default today); "
+                                 "windows such as 90 days count back from it.")
+known_at_option = click.option("--known-at", metavar="TIMESTAMP", callback=lambda _c, _p, value: parse_moment(value),
                                help="Answer as the ledger knew it at this recorded time (ISO 8601, UTC if no zone).")
 
 
@@ -330,10 +311,10 @@ def make_command(command_type: str, positional: list[str], help_text: str) -> cl
         click.Option(["--on"], metavar="DATE", help="Effective date or date-time (default now)."),
         click.Option(["--id", "command_id"], metavar="ID", help="Command id for idempotency (default: new)."),
     ]
-    cmd = click.Command(
+    cmd = writer(click.Command(
         name=None, callback=callback, params=params,
         help=help_text + "\n\nPositional arguments may be given as options instead.",
-    )
+    ))
     json_option(cmd)
     return cmd
 
@@ -378,6 +359,7 @@ for _group in GROUP_HELP:
 
 
 # -- bulk submission ----------------------------------------------------------------
+@writer
 @main.command()
 @click.argument("file", type=click.File("rb"))
 @click.option("--problems-only", is_flag=True, help="Print only refused and malformed lines (and the summary).")
@@ -476,17 +458,18 @@ def _chunks(file: Any, size: int, max_bytes: int) -> Iterator[tuple[int, list[by
         yield first, lines, consumed
 
 
+@writer
 @main.command()
-@click.option("--on", metavar="DATE", help="Sweep as of this date (default today).")
+@click.option("--on", metavar="DATE", callback=_day_of("--on"), help="Sweep as of this date (default today).")
 @json_option
 @click.pass_context
-def sweep(ctx: click.Context, on: str | None) -> None:
+def sweep(ctx: click.Context, on: date) -> None:
     """Record protections that lapsed and trials that expired (system)."""
-    print_result(ctx, ctx.find_object(Settings).ledger().sweep(parse_day(on, "--on")))
+    print_result(ctx, ctx.find_object(Settings).ledger().sweep(on))
 
 
 # -- queries --------------------------------------------------------------------------
-def _replaying(ctx: click.Context, known_at: str | None) -> Any:
+def _replaying(ctx: click.Context, known_at: datetime | None) -> Any:
     """The ledger, with a progress bar on a --known-at replay."""
     ledger = ctx.find_object(Settings).ledger()
     if known_at is not None:
@@ -505,10 +488,9 @@ def _replaying(ctx: click.Context, known_at: str | None) -> Any:
 @known_at_option
 @json_option
 @click.pass_context
-def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: str | None, known_at: str | None) -> None:
+def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of: date, known_at: datetime | None) -> None:
     """The customer overview: status, framework, users, recent activity."""
-    day, moment = parse_day(as_of), parse_moment(known_at)  # bad values: exit 2 before the database is opened
-    rows = _replaying(ctx, known_at).overview(partner, filter_, day, moment)
+    rows = _replaying(ctx, known_at).overview(partner, filter_, as_of, known_at)
     emit(ctx, rows, lambda: table(rows, ["customer", "domain", "partner", "status", "framework", "progress", "users",
                                          "activities_90d", "attention"]))
 
@@ -519,10 +501,9 @@ def overview(ctx: click.Context, partner: str | None, filter_: str | None, as_of
 @known_at_option
 @json_option
 @click.pass_context
-def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_at: str | None) -> None:
+def attention(ctx: click.Context, partner: str | None, as_of: date, known_at: datetime | None) -> None:
     """What needs attention: trials ending, deals waiting, renewals due... (codes in README)."""
-    day, moment = parse_day(as_of), parse_moment(known_at)
-    items = _replaying(ctx, known_at).attention(partner, day, moment)
+    items = _replaying(ctx, known_at).attention(partner, as_of, known_at)
     rows = attention_rows(items)
     emit(ctx, rows, lambda: table(rows, ["code", "subject", "partner", "reason"]))
 
@@ -537,12 +518,11 @@ def attention(ctx: click.Context, partner: str | None, as_of: str | None, known_
 @json_option
 @click.pass_context
 def deals(ctx: click.Context, partner: str | None, stage: str | None, review: str | None, summary: bool,
-          as_of: str | None, known_at: str | None) -> None:
+          as_of: date, known_at: datetime | None) -> None:
     """The deal pipeline: deals with stage, review and protection."""
     from ledger.projections.pipeline import summary as pipeline_summary
 
-    day, moment = parse_day(as_of), parse_moment(known_at)
-    rows = _replaying(ctx, known_at).deals(partner, stage, review, day, moment)
+    rows = _replaying(ctx, known_at).deals(partner, stage, review, as_of, known_at)
     if summary:
         s = pipeline_summary(rows)
         emit(ctx, s, lambda: "\n".join(
@@ -558,10 +538,9 @@ def deals(ctx: click.Context, partner: str | None, stage: str | None, review: st
 @known_at_option
 @json_option
 @click.pass_context
-def deal_show(ctx: click.Context, deal: str, as_of: str | None, known_at: str | None) -> None:
+def deal_show(ctx: click.Context, deal: str, as_of: date, known_at: datetime | None) -> None:
     """Show a deal card: contact, stage, notes and history."""
-    day, moment = parse_day(as_of), parse_moment(known_at)
-    card = ctx.find_object(Settings).ledger().deal_card(deal, day, moment)
+    card = ctx.find_object(Settings).ledger().deal_card(deal, as_of, known_at)
 
     def text() -> str:
         fields = ["deal", "partner", "customer", "contact_name", "customer_email", "customer_domain", "stage",
@@ -589,12 +568,12 @@ SUBSCRIPTION_COLUMNS = ["subscription", "partner", "deal", "customer_domain", "p
 @known_at_option
 @json_option
 @click.pass_context
-def subscriptions(ctx: click.Context, partner: str | None, status: str | None, as_of: str | None,
-                  known_at: str | None) -> None:
+def subscriptions(ctx: click.Context, partner: str | None, status: str | None, as_of: date,
+                  known_at: datetime | None) -> None:
     """Subscriptions with their plan, price, status and billing periods."""
     from ledger.export import _money
 
-    rows = _replaying(ctx, known_at).subscriptions(partner, status, parse_day(as_of), parse_moment(known_at))
+    rows = _replaying(ctx, known_at).subscriptions(partner, status, as_of, known_at)
     shown = [r | {"amount": _money(r["amount"], r["currency"])} for r in rows]
     emit(ctx, shown, lambda: table(shown, SUBSCRIPTION_COLUMNS))
 
@@ -604,12 +583,13 @@ def subscriptions(ctx: click.Context, partner: str | None, status: str | None, a
 @click.option("--month", metavar="YYYY-MM", help="Statement month.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the lines as CSV (RFC 4180, UTF-8) for programs.")
 @click.option("--xlsx", "xlsx_path", metavar="FILE", help="Write the statement as a spreadsheet workbook to FILE.")
-@click.option("--as-of", metavar="DATE", help="Only lines dated up to this date (default today).")
+@click.option("--as-of", metavar="DATE", callback=_day_of("--as-of"),
+              help="Only lines dated up to this date (default today).")
 @known_at_option
 @json_option
 @click.pass_context
 def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv: bool, xlsx_path: str | None,
-              as_of: str | None, known_at: str | None) -> None:
+              as_of: date, known_at: datetime | None) -> None:
     """A partner's commission statement for a month: one line per charge or
     refund, and totals per currency (amount = vendor share + partner share)."""
     if ctx.invoked_subcommand is not None:
@@ -619,8 +599,7 @@ def statement(ctx: click.Context, partner: str | None, month: str | None, as_csv
     _check_month(month)
     from ledger import export
 
-    moment, day = parse_moment(known_at), parse_day(as_of)  # bad values: exit 2 before the database is opened
-    st = ctx.find_object(Settings).ledger().statement(partner, month, moment, day)
+    st = ctx.find_object(Settings).ledger().statement(partner, month, known_at, as_of)
     if xlsx_path:
         try:
             export.statement_xlsx(st, xlsx_path)
@@ -643,6 +622,7 @@ def _check_month(month: str) -> None:
         raise click.BadParameter(f"{month!r} is not a month: give YYYY-MM, e.g. 2026-01", param_hint="--month")
 
 
+@writer
 @statement.command("issue")
 @click.option("--partner", required=True, metavar="P", help="Partner id.")
 @click.option("--month", required=True, metavar="YYYY-MM", help="Statement month.")
@@ -737,10 +717,9 @@ def _events_out(ctx: click.Context, events: list[dict[str, Any]]) -> None:
 @as_of_option
 @json_option
 @click.pass_context
-def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None:
+def explain_customer(ctx: click.Context, domain: str, as_of: date) -> None:
     """The events behind an overview row (a customer domain)."""
-    day = parse_day(as_of)
-    _events_out(ctx, _audit(ctx).explain_customer(domain, day))
+    _events_out(ctx, _audit(ctx).explain_customer(domain, as_of))
 
 
 @audit_explain.command("item")
@@ -749,10 +728,9 @@ def explain_customer(ctx: click.Context, domain: str, as_of: str | None) -> None
 @as_of_option
 @json_option
 @click.pass_context
-def explain_item(ctx: click.Context, code: str, subject: str, as_of: str | None) -> None:
+def explain_item(ctx: click.Context, code: str, subject: str, as_of: date) -> None:
     """The events behind an attention item (its code and subject)."""
-    day = parse_day(as_of)
-    _events_out(ctx, _audit(ctx).explain_item(code, subject, day))
+    _events_out(ctx, _audit(ctx).explain_item(code, subject, as_of))
 
 
 @audit_explain.command("line")
@@ -789,6 +767,7 @@ def audit_export(ctx: click.Context, start: int, stop: int | None, output: Any) 
     click.echo(f"exported {plural(written, 'event')} to {where}", err=True)
 
 
+@writer
 @audit.command("import")
 @click.argument("file", type=click.File("rb"))
 @json_option
@@ -885,6 +864,7 @@ def token() -> None:
     """API tokens: each acts as one actor; the ledger keeps only a hash of it."""
 
 
+@writer
 @token.command("issue")
 @click.option("--actor", required=True, metavar="ACTOR", help="The actor the token acts as (partner:<id>, ...).")
 @click.option("--name", required=True, metavar="NAME", help="A unique name for the token (shown in logs and events).")
@@ -909,6 +889,7 @@ def token_list(ctx: click.Context) -> None:
     emit(ctx, rows, lambda: table(rows, ["name", "actor", "issued_at", "issued_by", "revoked_at", "revoked_by"]))
 
 
+@writer
 @token.command("revoke")
 @click.argument("name")
 @json_option
@@ -935,6 +916,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int) -> None:
 
 
 # -- demo -----------------------------------------------------------------------------------
+@writer
 @main.command()
 @click.option("--seed", default=7, show_default=True, type=click.IntRange(0, MAX_POSITION), help="Sample data seed.")
 @click.option("--partners", default=4, show_default=True, type=click.IntRange(1, 100), help="Number of partners.")
@@ -947,12 +929,12 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     trials, subscriptions with each billing option) and show what happened.
     Safe to run twice: the second run applies nothing new."""
     from ledger.sample import generate
-    from ledger.timeline import business_date
+    from ledger.timeline import today as business_today
 
     settings = ctx.find_object(Settings)
     settings.actor = "system"  # the sample submits on behalf of partners and the vendor
     ledger = settings.ledger()
-    today = business_date(datetime.now(timezone.utc))
+    today = business_today()
     lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
     results = ledger.submit_lines(lines)
     counts: dict[str, int] = {}

@@ -31,7 +31,7 @@ from .commands.models import Command, Malformed, one_line
 from .commands.order import InOrder, customers_of
 from .db import Database, Sql, Unavailable, redact
 from .identity import guess_customer_domain
-from .persistence import LEGACY_OUTCOMES, OUTCOMES, OUTCOMES_INSERT, Outcome
+from .persistence import LEGACY_OUTCOMES, OUTCOMES, Outcome
 from .timeline import business_date, check_effective_date
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -215,15 +215,14 @@ class LedgerApp(Application):
 
     def outcomes(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
         """The final outcome of each of these (actor, command id) keys already
-        seen, as (status, note or reason, fingerprint): one query per 1000
-        ids. Outcomes an earlier version recorded by id alone are read as
+        seen, as (status, note or reason, fingerprint): one query per chunk of
+        ids (Sql.chunks: one array on PostgreSQL). Outcomes an earlier version recorded by id alone are read as
         ledger/commands/identity.py describes (the applied ones' actors from
         their CommandRecords: one more query, only when there are such)."""
         keys = list(dict.fromkeys(keys))
         ids = list(dict.fromkeys(cid for _, cid in keys))
         rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
+        for chunk in self.reads.chunks(ids):
             where, params = self.reads.in_("id", chunk)
             query = f"SELECT id, actor, fingerprint, status, reason FROM {OUTCOMES} WHERE {where}"
             if self._has_legacy_outcomes():
@@ -323,9 +322,8 @@ class LedgerApp(Application):
         outcomes = self._outcomes_of_records(rows)
         with store.transaction(commit=True) as c:
             if outcomes:  # an applied command stays applied: re-submitting it is a duplicate
-                table = OUTCOMES if self.db.kind == "sqlite" else self.recorder.outcomes_table  # type: ignore[attr-defined]
-                insert = f"INSERT INTO {table} {OUTCOMES_INSERT} ON CONFLICT DO NOTHING"
-                c.executemany(insert if self.db.kind == "sqlite" else insert.replace("?", "%s"), outcomes)
+                c.executemany(self.recorder.insert_outcomes_sql + " ON CONFLICT DO NOTHING",  # type: ignore[attr-defined]
+                              outcomes)
             if self.db.kind == "sqlite":
                 c.executemany(
                     f"INSERT INTO {self.events_table} (rowid, originator_id, originator_version, topic, state) "

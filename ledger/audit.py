@@ -20,7 +20,7 @@ from .commands.models import Command, IssueStatement
 from .db import Database
 from .identity import host_name, registrable_domain
 from .projections import Runner, Statements, attention, statements
-from .chain import GENESIS, HEAD, LINKS, link
+from .chain import GENESIS, LINKS, link, select_head
 from .projections.overview import ACTIVITY_WINDOW_DAYS
 from .service import Ledger
 from .settings import Attention
@@ -48,9 +48,7 @@ class Audit:
         data = IssueStatement(partner=partner, month=month, position=position, fingerprint=st["fingerprint"],
                               totals=json.loads(json.dumps(st["totals"], default=str)), lines=len(st["lines"]))
         cmd = Command(id=command_id or f"issue-{uuid4().hex}", type="issue_statement", on=None, actor=None, data=data)
-        result = self.ledger.submit([(1, cmd)])[0]
-        if result.status in ("refused", "conflict"):
-            raise Refused(result.message)
+        result = self.ledger.command(cmd)
         return {"statement": f"{partner}/{month}", "position": position, "fingerprint": st["fingerprint"],
                 "lines": len(st["lines"]), "totals": st["totals"], "status": result.status}
 
@@ -73,7 +71,7 @@ class Audit:
     def seal(self) -> dict[str, Any]:
         """The chain's head as a digest to keep somewhere else:
         {"digest": "ledger-seal:<position>:<sha256 hex>", "position", "head"}."""
-        row = self.ledger.sql.one(f"SELECT position, link FROM {HEAD} WHERE id = 1")
+        row = self.ledger.sql.one(select_head())
         position, head = (int(row[0]), row[1]) if row else (0, GENESIS)
         return {"digest": f"ledger-seal:{position}:{head}", "position": position, "head": head}
 

@@ -34,13 +34,20 @@ class ChainBroken(PersistenceError):
     the ledger refuses to write over the evidence."""
 
 
-def create_sql(bigint: str = "BIGINT") -> list[str]:
+def create_sql(bigint: str = "BIGINT", schema: str = "") -> list[str]:
     """The chain's two tables (`audit_chain`: one link per position;
-    `audit_chain_head`: the last position and link, one row)."""
+    `audit_chain_head`: the last position and link, one row), in `schema` (a
+    quoted name and a dot, or "")."""
     return [
-        f"CREATE TABLE IF NOT EXISTS {LINKS} (position {bigint} PRIMARY KEY, link TEXT NOT NULL)",
-        f"CREATE TABLE IF NOT EXISTS {HEAD} (id {bigint} PRIMARY KEY, position {bigint} NOT NULL, link TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {schema}{LINKS} (position {bigint} PRIMARY KEY, link TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {schema}{HEAD} "
+        f"(id {bigint} PRIMARY KEY, position {bigint} NOT NULL, link TEXT NOT NULL)",
     ]
+
+
+def select_head(schema: str = "") -> str:
+    """The query of the chain's head row: (position, link), or no row."""
+    return f"SELECT position, link FROM {schema}{HEAD} WHERE id = 1"
 
 
 def event_bytes(position: int, originator_id: Any, version: int, topic: str, state: bytes | str) -> bytes:
@@ -87,7 +94,7 @@ def adopt_legacy(app: Any, sql: Any) -> int:
     with sql.transaction():
         if sql.pg:
             sql.execute(f"LOCK TABLE {app.events_table} IN EXCLUSIVE MODE")
-        head = sql.one(f"SELECT position, link FROM {HEAD} WHERE id = 1")
+        head = sql.one(select_head())
         rows = sql.all(f"SELECT {position}, originator_id, originator_version, topic, state FROM {app.events_table} "
                        f"WHERE {position} > ? ORDER BY {position}", [int(head[0]) if head else 0])
         links = extend(head, [(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows])

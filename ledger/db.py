@@ -61,6 +61,27 @@ def redact(text: str) -> str:
     return text
 
 
+def first_line(e: BaseException) -> str:
+    """An error's message for a one-line report: its first line, passwords
+    redacted ("" when it has no message)."""
+    return redact(str(e)).splitlines()[0] if str(e).strip() else ""
+
+
+def is_database_error(e: BaseException) -> bool:
+    """Whether `e` is a failure of the database or its driver (exit 3, HTTP
+    503), as opposed to bad input or a bug."""
+    from eventsourcing.persistence import PersistenceError
+
+    if isinstance(e, (sqlite3.Error, PersistenceError)):
+        return True
+    try:
+        import psycopg
+        import psycopg_pool
+    except ImportError:  # pragma: no cover - the driver is a dependency
+        return False
+    return isinstance(e, (psycopg.Error, psycopg_pool.PoolTimeout))
+
+
 def _remember_secret(secret: str) -> None:
     # Too short or part of the URL's own words ("postgres"): the patterns above
     # hide it in a URL, and replacing it everywhere would garble the message.

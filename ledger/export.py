@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from wcwidth import wcswidth  # a table's widths in any script
 
 from . import money
 from .render import plain as _plain
@@ -55,8 +57,6 @@ def plural(n: int, word: str) -> str:
 # -- terminal tables ---------------------------------------------------------------
 def width(text: str) -> int:
     """Columns `text` takes on a terminal (East Asian wide characters take two)."""
-    from wcwidth import wcswidth  # loaded for a table, not for `--help`
-
     w = wcswidth(text)
     return w if w >= 0 else len(text)  # non-printable characters: count them as one each
 
@@ -65,13 +65,16 @@ def table(rows: list[dict[str, Any]], columns: list[str], empty: str = "(none)")
     """Rows as an aligned text table under a header, or `empty` for no rows."""
     if not rows:
         return empty
-    cells = [[("" if r.get(c) is None else str(_plain(r.get(c)))) for c in columns] for r in rows]
-    widths = [max(width(c), *(width(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    cells = [columns, *([("" if r.get(c) is None else str(_plain(r.get(c)))) for c in columns] for r in rows)]
+    sizes = [[width(v) for v in row] for row in cells]  # each cell measured once
+    widths = [max(row[i] for row in sizes) for i in range(len(columns))]
 
-    def line(vals: list[str]) -> str:
-        return "  ".join(v + " " * (w - width(v)) for v, w in zip(vals, widths)).rstrip()
+    def line(vals: list[str], taken: list[int]) -> str:
+        return "  ".join(v + " " * (w - t) for v, t, w in zip(vals, taken, widths)).rstrip()
 
-    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+    rule = ["-" * w for w in widths]
+    return "\n".join([line(cells[0], sizes[0]), line(rule, widths),
+                      *(line(r, t) for r, t in zip(cells[1:], sizes[1:]))])
 
 
 # -- statements --------------------------------------------------------------------------

@@ -131,6 +131,15 @@ def customer_domain(email_or_host: str) -> str:
     return domain
 
 
+def registrable_or_none(text: str) -> str | None:
+    """`registrable_domain`, or None where the text names no registrable domain
+    (e.g. one recorded under an earlier identity rule)."""
+    try:
+        return registrable_domain(text)
+    except ValueError:
+        return None
+
+
 def guess_customer_domain(email_or_host: str) -> str | None:
     """`customer_domain`, or None where it refuses (for guesses that must not fail)."""
     try:

@@ -39,7 +39,6 @@ OUTCOMES_COLUMNS = ("(id TEXT NOT NULL, actor TEXT NOT NULL, fingerprint TEXT NO
                     "reason TEXT, PRIMARY KEY (id, actor))")
 OUTCOMES_INSERT = "(id, actor, fingerprint, status, reason) VALUES (?, ?, ?, ?, ?)"
 CREATE_LOCK = 7_334_112_901  # advisory lock key: "creating the ledger's tables"
-SELECT_HEAD = f"SELECT position, link FROM {chain.HEAD} WHERE id = 1"
 _UNREAD = object()
 
 
@@ -48,6 +47,8 @@ def _rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> list[chai
 
 
 class SQLiteRecorder(SQLiteApplicationRecorder):
+    insert_outcomes_sql = f"INSERT INTO {OUTCOMES} {OUTCOMES_INSERT}"
+
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
                 f"CREATE TABLE IF NOT EXISTS {OUTCOMES} {OUTCOMES_COLUMNS}",
@@ -60,18 +61,18 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
             # The insert above took the database's write lock: the head read here is the last one.
             self.chain(c, _rows(ids, stored_events))
         if outcomes:
-            c.executemany(f"INSERT INTO {OUTCOMES} {OUTCOMES_INSERT}", list(outcomes))
+            c.executemany(self.insert_outcomes_sql, list(outcomes))
         return ids
 
     def chain(self, c: Any, rows: Sequence[chain.Row]) -> None:
         """Link events just inserted through cursor `c`, in its transaction."""
-        c.execute(SELECT_HEAD)
+        c.execute(chain.select_head())
         chain.write(c.executemany, chain.extend(c.fetchone(), rows), "?")
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
         with self.datastore.transaction(commit=True) as c:
-            c.executemany(f"INSERT INTO {OUTCOMES} {OUTCOMES_INSERT}", list(outcomes))
+            c.executemany(self.insert_outcomes_sql, list(outcomes))
 
 
 class PostgresRecorder(PostgresApplicationRecorder):
@@ -82,8 +83,9 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self.datastore.enable_db_functions = False
         self.qualifier = f'"{self.datastore.schema}".'
         self.outcomes_table = f'{self.qualifier}"{OUTCOMES}"'
-        self.chain_sql = [s.replace("EXISTS ", f"EXISTS {self.qualifier}", 1) for s in chain.create_sql()]
-        self.select_head = SELECT_HEAD.replace("FROM ", f"FROM {self.qualifier}", 1)
+        self.insert_outcomes_sql = f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s")
+        self.chain_sql = chain.create_sql(schema=self.qualifier)
+        self.select_head = chain.select_head(self.qualifier)
         self._head = threading.local()  # per writing thread: the pipelined read of the chain's head
 
     def create_table(self) -> None:
@@ -113,8 +115,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         if outcomes:
             with curs.connection.cursor() as c:  # the events' cursor still holds their new positions
-                c.executemany(f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s"),
-                              list(outcomes))
+                c.executemany(self.insert_outcomes_sql, list(outcomes))
         # Queued in the pipeline: its answer comes with the events' ids, no round trip of its own.
         # Never prepared: a pipeline whose insert fails (a lost race) skips the
         # PREPARE too, and psycopg would take it for done.
@@ -152,5 +153,4 @@ class PostgresRecorder(PostgresApplicationRecorder):
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""
         with self.datastore.transaction(commit=True) as c:
-            c.executemany(f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s"),
-                          list(outcomes))
+            c.executemany(self.insert_outcomes_sql, list(outcomes))

@@ -80,12 +80,13 @@ class Ledger:
     def command(self, command: dict[str, Any] | Command) -> Result:
         """One command (an envelope from CLI options, or one already built);
         raises Malformed, or Refused when it is refused or conflicts with
-        another command under its id."""
+        another command under its id (authority.Forbidden when beyond the
+        actor's authority)."""
         if not isinstance(command, Command):
             command = build(command, options=True)
         result = self.submit([(1, command)])[0]
         if result.status in ("refused", "conflict"):
-            raise Refused(result.message)
+            raise (authority.Forbidden if result.forbidden else Refused)(result.message)
         return result
 
     def sweep(self, on: date, command_id: str | None = None) -> Result:
@@ -129,9 +130,7 @@ class Ledger:
         return scratch
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
-        partner = authority.reader_scope(self.actor, partner)
-        sql = self.reader(known_at)
-        self._known_partner(sql, partner)
+        partner, sql = self._scoped(partner, known_at)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
         flags = attention.items(sql, as_of, partner, usage=usage, customers=rows)
@@ -153,24 +152,18 @@ class Ledger:
         return out
 
     def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
-        partner = authority.reader_scope(self.actor, partner)
-        sql = self.reader(known_at)
-        self._known_partner(sql, partner)
+        partner, sql = self._scoped(partner, known_at)
         return attention.items(sql, as_of, partner)
 
     def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
               known_at: datetime | None = None) -> list[dict[str, Any]]:
-        partner = authority.reader_scope(self.actor, partner)
-        sql = self.reader(known_at)
-        self._known_partner(sql, partner)
+        partner, sql = self._scoped(partner, known_at)
         return pipeline.deals(sql, as_of, partner, stage, review)
 
     def subscriptions(self, partner: str | None, status: str | None, as_of: date,
                       known_at: datetime | None = None) -> list[dict[str, Any]]:
         """Subscriptions as of a day (see overview.subscriptions); a partner sees its own."""
-        partner = authority.reader_scope(self.actor, partner)
-        sql = self.reader(known_at)
-        self._known_partner(sql, partner)
+        partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
 
     def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
@@ -212,22 +205,24 @@ class Ledger:
         """A partner's statement (see statements.statement), each line with the
         customer's name, and the deal's order number where the subscription
         has none. Raises Refused for an unknown partner or another partner's."""
-        partner = authority.reader_scope(self.actor, partner)
+        # Statement rows carry their recorded time: known-at is a filter, not a replay.
+        partner, sql = self._scoped(partner)
         if partner is None:
             raise Refused("a statement is per partner: give --partner")
-        sql = self.reader()
-        self._known_partner(sql, partner)
-        # Statement rows carry their recorded time: known-at is a filter, not a replay.
         st = statements.statement(sql, partner, month, statements.Cut(recorded=known_at), as_of)
         _describe_lines(sql, st["lines"])
         return st
 
-    @staticmethod
-    def _known_partner(sql: Sql, partner: str | None) -> None:
-        """Refuse a query for a partner never enrolled (an empty answer would
-        look like a partner with nothing to show)."""
+    def _scoped(self, partner: str | None, known_at: datetime | None = None) -> tuple[str | None, Sql]:
+        """What every query starts with: the partner the actor may read
+        (authority.reader_scope; a partner reads only its own), the tables to
+        answer from (`reader`), and a refusal of a partner never enrolled (an
+        empty answer would look like a partner with nothing to show)."""
+        partner = authority.reader_scope(self.actor, partner)
+        sql = self.reader(known_at)
         if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
             raise NotFound(f"no partner {partner}")
+        return partner, sql
 
 
 def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:

@@ -58,7 +58,7 @@ class Time:
 
     @classmethod
     def from_env(cls) -> Time:
-        zone = os.environ.get("LEDGER_TIMEZONE", "").strip() or "UTC"
+        zone = timezone_name()
         business_zone(zone)  # validates the name
         return cls(
             timezone=zone,
@@ -74,6 +74,11 @@ def _days(name: str, default: int) -> int:
     if not raw.strip().isdigit() or int(raw) > 3650:
         raise ValueError(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
     return int(raw)
+
+
+def timezone_name() -> str:
+    """The business time zone's name as LEDGER_TIMEZONE gives it (default UTC; not yet validated)."""
+    return os.environ.get("LEDGER_TIMEZONE", "").strip() or "UTC"
 
 
 @lru_cache(maxsize=16)

@@ -13,11 +13,10 @@ after changing it."""
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from .settings import Time, business_zone
+from .settings import Time, business_zone, timezone_name
 
 UTC = timezone.utc
 
@@ -25,7 +24,7 @@ UTC = timezone.utc
 def zone() -> ZoneInfo:
     """The business time zone named by LEDGER_TIMEZONE (default UTC).
     Raises ValueError for an unknown name."""
-    return business_zone(os.environ.get("LEDGER_TIMEZONE", "").strip() or "UTC")
+    return business_zone(timezone_name())
 
 
 def business_date(instant: datetime) -> date:

@@ -12,7 +12,6 @@ from typing import Any
 from uuid import uuid4
 
 from . import authority
-from .aggregates import Refused
 from .aggregates.token import Token
 from .commands.models import Command, IssueToken, RevokeToken
 from .projections import tokens as projection
@@ -102,6 +101,4 @@ def _data(model: Any, **fields: Any) -> Any:
 def _run(ledger: Ledger, type_: str, data: Any, command_id: str | None) -> None:
     cmd = Command(id=command_id or f"{type_.split('_')[0]}-token-{uuid4().hex}", type=type_, on=None,
                   actor=None, data=data)
-    result = ledger.submit([(1, cmd)])[0]
-    if result.status == "refused":
-        raise (authority.Forbidden if result.forbidden else Refused)(result.message)
+    ledger.command(cmd)

@@ -14,7 +14,6 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
 

@@ -682,4 +682,10 @@ def test_neither_a_deal_card_nor_a_malformed_command_creates_a_ledger(tmp_path: 
                   "--commission-rate", "0.2"]):
         r = run("--db", url, *args, cwd=tmp_path)
         assert r.code == 2 and r.err.count("\n") == 1, str(r)
+    for args in (["sweep", "--on", "bad"], ["subscriptions", "--as-of", "bad"]):  # options parse before the ledger opens
+        r = run("--db", url, "--as", "system", *args, cwd=tmp_path)
+        assert r.code == 2 and "is not a date" in r.err, str(r)
     assert not missing.exists() and not (tmp_path / "ledger.db").exists()
+    # Issuing a token writes: it may start a new ledger, like any other command that writes.
+    r = run("--db", url, "token", "issue", "--actor", "partner:acme", "--name", "first", cwd=tmp_path)
+    assert r.code == 0 and r.out.startswith("plt_") and missing.exists(), str(r)

@@ -16,7 +16,6 @@ import sys
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import psycopg

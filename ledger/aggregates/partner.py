@@ -73,9 +73,6 @@ class Partner(LedgerAggregate):
 
 
 def _identity(domain: str) -> str | None:
-    from ..identity import registrable_domain  # here: ledger.identity imports the aggregates package
+    from ..identity import registrable_or_none  # here: ledger.identity imports the aggregates package
 
-    try:
-        return registrable_domain(domain)
-    except ValueError:
-        return None
+    return registrable_or_none(domain)

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import authority
 from ..aggregates import NotFound, Refused
 from ..commands.models import MAX_LINE_BYTES, one_line
-from ..db import Unavailable, redact
+from ..db import Unavailable, first_line
 from ..render import dump
 from ..tokens import Unauthorized
 
@@ -121,6 +121,6 @@ async def access_log(request: Request, call_next: Callable[[Request], Any]) -> R
 
 
 def _log_error(what: str, e: BaseException) -> None:
-    text = redact(str(e)).splitlines()[0] if str(e) else ""
+    text = first_line(e)
     log.error(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "error": what,
                           "type": type(e).__name__, "message": one_line(text, 200)}))

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import authority
-from ..db import Unavailable, redact
+from ..db import Unavailable, first_line, is_database_error
 from ..service import Ledger
 
 
@@ -34,9 +34,9 @@ class Service:
                 self._drop()
                 raise Unavailable(str(e)) from None
             except Exception as e:
-                if _is_database_error(e):
+                if is_database_error(e):
                     self._drop()
-                    raise Unavailable(f"database error: {redact(str(e)).splitlines()[0] if str(e) else ''}") from None
+                    raise Unavailable(f"database error: {first_line(e)}") from None
                 raise
 
     def _drop(self) -> None:
@@ -47,13 +47,3 @@ class Service:
     def close(self) -> None:
         with self.lock:
             self._drop()
-
-
-def _is_database_error(e: Exception) -> bool:
-    import sqlite3
-
-    import psycopg
-    import psycopg_pool
-    from eventsourcing.persistence import PersistenceError
-
-    return isinstance(e, (sqlite3.Error, PersistenceError, psycopg.Error, psycopg_pool.PoolTimeout))

@@ -14,7 +14,7 @@ from .. import authority, money
 from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.token import Token
-from ..identity import customer_domain, registrable_domain
+from ..identity import customer_domain, registrable_domain, registrable_or_none
 from . import models as m
 
 A = TypeVar("A", bound=LedgerAggregate)
@@ -46,8 +46,6 @@ def _domain(text: str) -> str:
 
 
 def _customer_email(partner: Partner, email: str) -> str:
-    if "@" not in email:
-        raise Refused(f"not a valid email address: {email!r}")
     domain = _domain(email)
     if partner.owns_domain(domain):
         raise Refused(
@@ -212,9 +210,7 @@ def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
         raise Refused(f"{domain} is protected by another partner until {claimed_until}")
     if customer.trial:
         running = _require(uow, Trial, customer.trial)
-        if running.runs_on(ctx.day):
-            if running.partner != d.partner:  # another partner's trial: not its id, not its dates
-                raise Refused(f"{domain} already has another partner's trial running")
+        if running.runs_on(ctx.day):  # (another partner's running trial was refused above)
             raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
         running.expire_if_due(ctx)
     trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)
@@ -273,7 +269,7 @@ def _won_deal(uow: UnitOfWork, d: m.StartSubscription) -> Deal:
     if d.customer_domain is not None:
         given = _domain(d.customer_domain)
         # A deal keeps the identity it was registered with; compare by today's rule too.
-        if given not in (deal.domain, _registrable_or_none(deal.domain)):
+        if given not in (deal.domain, registrable_or_none(deal.domain)):
             raise Refused(f"deal {d.deal} is for {deal.domain}, not {given}")
     if deal.review == "denied":
         raise Refused(f"deal {d.deal} was denied ({deal.deny_reason}); it gets no subscription")
@@ -284,13 +280,6 @@ def _won_deal(uow: UnitOfWork, d: m.StartSubscription) -> Deal:
     if d.order_number is not None and deal.order_number and d.order_number != deal.order_number.strip():
         raise Refused(f"deal {d.deal} was won with order number {deal.order_number}, not {d.order_number}")
     return deal
-
-
-def _registrable_or_none(domain: str) -> str | None:
-    try:
-        return registrable_domain(domain)
-    except ValueError:
-        return None
 
 
 def renew_subscription(uow: UnitOfWork, d: m.RenewSubscription, ctx: Context) -> str | None:
