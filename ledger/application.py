@@ -22,13 +22,13 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType
 
 from . import authority
-from .aggregates import CommandRecord, Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
+from .aggregates import CommandRecord, Customer, Refused, UsageDay, aggregate_id
 from .aggregates.base import Context, LedgerAggregate
 from .clock import Clock
 from .commands import identity
-from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
 from .commands.order import InOrder, customers_of
+from .commands.registry import COMMAND_TYPES
 from .db import Database, Sql, Unavailable, redact
 from .identity import guess_customer_domain
 from .persistence import LEGACY_OUTCOMES, OUTCOMES, Outcome
@@ -131,7 +131,8 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     fields, so a batch loads them with one query (a wrong guess costs only a
     query of its own later)."""
     data = vars(cmd.data)  # the model's fields (getattr of an absent field raises inside pydantic: slow)
-    ids = [aggregate_id(cls.KIND, data[field]) for field, cls in _KEY_FIELDS if isinstance(data.get(field), str)]
+    keys = COMMAND_TYPES[cmd.type].keys  # the fields that name an aggregate
+    ids = [aggregate_id(cls.KIND, data[field]) for field, cls in keys.items() if isinstance(data.get(field), str)]
     given = data.get("customer_email") or data.get("customer_domain")
     domain = guess_customer_domain(given) if isinstance(given, str) else None  # the handlers' identity
     if domain:
@@ -139,9 +140,6 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
         if cmd.type == "report_usage" and cmd.on is not None:
             ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain, business_date(cmd.on))))
     return ids
-
-
-_KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscription", Subscription))
 
 
 class LedgerApp(Application):
@@ -513,7 +511,7 @@ class LedgerApp(Application):
         ctx = Context(cmd.id, str(actor), cmd.on or now, now, token)
         check_effective_date(ctx.actor, cmd.type, ctx.at, now)
         uow = InOrder(batch, ctx)  # effective dates never run backwards
-        note = HANDLERS[cmd.type](uow, cmd.data, ctx)
+        note = COMMAND_TYPES[cmd.type].handler(uow, cmd.data, ctx)
         uow.advance()
         batch.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note

@@ -30,7 +30,7 @@ from functools import lru_cache
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from .aggregates.base import Refused
+from .errors import BadInput, Refused
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")  # \w: internationalised addresses too
@@ -78,15 +78,15 @@ def host_name(text: str) -> str:
     if host.endswith("."):  # the DNS root: `example.fi.` is `example.fi`
         host = host[:-1]
     if not host or len(host) > 253:
-        raise ValueError(f"not a valid domain: {text!r}")
+        raise BadInput(f"not a valid domain: {text!r}")
     try:
         ascii_host = idna.encode(host, uts46=True, transitional=False, std3_rules=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
-        raise ValueError(f"not a valid domain: {text!r}") from None
+        raise BadInput(f"not a valid domain: {text!r}") from None
     labels = ascii_host.split(".")
     if (len(ascii_host) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels)
             or labels[-1].isdigit()):
-        raise ValueError(f"not a valid domain: {text!r}")
+        raise BadInput(f"not a valid domain: {text!r}")
     return ascii_host
 
 
@@ -101,10 +101,10 @@ def registrable_domain(text: str) -> str:
     host = host_name(text)
     psl = _psl()
     if psl.publicsuffix(host, accept_unknown=False) is None:
-        raise ValueError(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
+        raise BadInput(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
     domain = psl.privatesuffix(host, accept_unknown=False)
     if domain is None:
-        raise ValueError(f"{host} is a public suffix, not one company's domain")
+        raise BadInput(f"{host} is a public suffix, not one company's domain")
     return domain
 
 
@@ -119,7 +119,7 @@ def customer_domain(email_or_host: str) -> str:
     if "@" in text:
         local, _, host = text.rpartition("@")
         if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-            raise ValueError(f"not a valid email address: {email_or_host!r}")
+            raise BadInput(f"not a valid email address: {email_or_host!r}")
     else:
         host = text
     domain = registrable_domain(host)

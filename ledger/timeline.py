@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from .errors import BadInput
 from .settings import Time, business_zone, timezone_name
 
 UTC = timezone.utc
@@ -50,7 +51,7 @@ def parse_instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text[:40]!r} is not an ISO 8601 timestamp") from None
+        raise BadInput(f"{text[:40]!r} is not an ISO 8601 timestamp") from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     try:
         return moment.astimezone(timezone.utc)

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..db import Database, redact
+from ..errors import BadInput
 
 GRACE_SECONDS = 30  # in-flight requests get this long to finish on shutdown
 
@@ -65,9 +66,9 @@ def serve(url: str | None, host: str, port: int, workers: int) -> None:
 
     db = Database.from_url(url)
     if workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise BadInput("--workers must be at least 1")
     if db.kind == "sqlite" and workers > 1:
-        raise ValueError("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
+        raise BadInput("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
     Ledger(db.url).close()  # fails now, with exit 3, if the database does not answer (and creates it)
     os.environ["LEDGER_DATABASE_URL"] = db.url  # the workers' factory reads it
     uvicorn.run("ledger.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,

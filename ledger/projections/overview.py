@@ -72,6 +72,8 @@ LATEST = Table(
     },
 )
 FIGURES = ("users", "framework", "progress")
+# `overview --filter`: customers of a status, or with attention items.
+FILTERS = ("trial", "active", "closed", "attention")
 
 ACTIVITY_WINDOW_DAYS = 90
 
