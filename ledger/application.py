@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
@@ -59,12 +59,22 @@ class Result:
     type: str | None
     status: str  # applied | duplicate | conflict | refused | malformed
     message: str | None = None
-    forbidden: bool = False  # refused by an authority check (HTTP 403), not a business rule
+    # Why a refused or conflicting command says no: the Refused its handler or
+    # authority raised, kept as raised (Ledger.command raises it again); for an
+    # outcome recorded earlier or a conflict, one made from the message.
+    refusal: Refused | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Reasons echo input: keep every report line one bounded line.
         if self.message is not None:
             self.message = one_line(self.message)
+        if self.refusal is None and self.status in ("refused", "conflict"):
+            self.refusal = Refused(self.message)
+
+    @property
+    def forbidden(self) -> bool:
+        """Refused by an authority check (HTTP 403), not by a business rule."""
+        return isinstance(self.refusal, authority.Forbidden)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"line": self.line, "id": self.id, "type": self.type, "status": self.status}
@@ -132,7 +142,7 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     query of its own later)."""
     data = vars(cmd.data)  # the model's fields (getattr of an absent field raises inside pydantic: slow)
     keys = COMMAND_TYPES[cmd.type].keys  # the fields that name an aggregate
-    ids = [aggregate_id(cls.KIND, data[field]) for field, cls in keys.items() if isinstance(data.get(field), str)]
+    ids = [aggregate_id(cls.KIND, data[name]) for name, cls in keys.items() if isinstance(data.get(name), str)]
     given = data.get("customer_email") or data.get("customer_domain")
     domain = guess_customer_domain(given) if isinstance(given, str) else None  # the handlers' identity
     if domain:
@@ -437,7 +447,7 @@ class LedgerApp(Application):
                 results.append(Result(line, cmd.id, cmd.type, "malformed", str(cmd)))
                 continue
             if isinstance(actor, Refused):
-                results.append(Result(line, cmd.id, cmd.type, "refused", str(actor)))
+                results.append(Result(line, cmd.id, cmd.type, "refused", str(actor), actor))
                 continue
             key = (str(actor), cmd.id)
             if key in seen:
@@ -449,7 +459,7 @@ class LedgerApp(Application):
                 note = self._apply(batch, cmd, actor, submitter.token)
             except Refused as e:
                 batch.rollback_command()
-                result = Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
+                result = Result(line, cmd.id, cmd.type, "refused", str(e), e)
             else:
                 result = Result(line, cmd.id, cmd.type, "applied", note)
             fingerprint = identity.fingerprint(cmd)

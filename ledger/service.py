@@ -79,14 +79,14 @@ class Ledger:
 
     def command(self, command: dict[str, Any] | Command) -> Result:
         """One command (an envelope from CLI options, or one already built);
-        raises Malformed, or Refused when it is refused or conflicts with
-        another command under its id (authority.Forbidden when beyond the
-        actor's authority)."""
+        raises Malformed, or the Refused that refused it (authority.Forbidden
+        when beyond the actor's authority; a Refused when it conflicts with
+        another command under its id)."""
         if not isinstance(command, Command):
             command = build(command, options=True)
         result = self.submit([(1, command)])[0]
-        if result.status in ("refused", "conflict"):
-            raise (authority.Forbidden if result.forbidden else Refused)(result.message)
+        if result.refusal is not None:
+            raise result.refusal
         return result
 
     def sweep(self, on: date, command_id: str | None = None) -> Result:

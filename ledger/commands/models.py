@@ -370,13 +370,17 @@ class Envelope(BaseModel):
         return parse_when(value)
 
 
-@lru_cache(maxsize=1)
 def envelope() -> type[Envelope]:
     """The envelope model whose `type` is one of the command types a line may
-    name (`registry.bulk_types`), built once the registry is loaded."""
+    name (`registry.bulk_types`), built once per set of registered types."""
     from .registry import bulk_types  # the registry imports this module
 
-    return create_model("Envelope", __base__=Envelope, type=(Literal[tuple(bulk_types())], ...))  # type: ignore[call-overload]
+    return _envelope(tuple(bulk_types()))
+
+
+@lru_cache(maxsize=4)
+def _envelope(types: tuple[str, ...]) -> type[Envelope]:
+    return create_model("Envelope", __base__=Envelope, type=(Literal[types], ...))  # type: ignore[call-overload]
 
 
 class Command(BaseModel):
