@@ -359,10 +359,10 @@ def test_health_and_openapi_need_no_token(api: Api) -> None:
                  "/api/v1/statements/{partner}/{month}", "/api/v1/statements/{partner}/{month}.csv"):
         assert path in paths
     # The command registry is the request body's schema: one envelope per command type.
-    from ledger.commands.models import DATA_MODELS
+    from ledger.commands.registry import bulk_types
 
     body = doc["components"]["schemas"]["CommandEnvelope"]
-    assert set(body["discriminator"]["mapping"]) == set(DATA_MODELS)
+    assert set(body["discriminator"]["mapping"]) == set(bulk_types())
     names = {p["name"] for p in paths["/api/v1/deals"]["get"]["parameters"]}
     assert names == {"partner", "stage", "review", "summary", "as_of", "known_at"}
 
