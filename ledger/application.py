@@ -519,7 +519,7 @@ class LedgerApp(Application):
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
         ctx = Context(cmd.id, str(actor), cmd.on or now, now, token)
-        check_effective_date(ctx.actor, cmd.type, ctx.at, now)
+        check_effective_date(ctx.actor, cmd.type, ctx.at, now, COMMAND_TYPES[cmd.type].ahead)
         uow = InOrder(batch, ctx)  # effective dates never run backwards
         note = COMMAND_TYPES[cmd.type].handler(uow, cmd.data, ctx)
         uow.advance()

@@ -90,13 +90,22 @@ def shift(day: date, days: int) -> date:
         return date.max if days > 0 else date.min
 
 
-def check_effective_date(actor: str, command_type: str, at: datetime, now: datetime) -> None:
-    """Refuse (Refused) a command dated too far ahead of the ledger clock `now`:
+# How far ahead of today a command type may be dated (its `ahead` in the
+# command registry): not at all, up to LEDGER_MAX_FUTURE_DAYS, or any day.
+AHEAD_TODAY, AHEAD_LIMITED, AHEAD_ANY = "today", "limited", "any"
+
+
+def check_effective_date(actor: str, command_type: str, at: datetime, now: datetime,
+                         ahead: str = AHEAD_LIMITED) -> None:
+    """Refuse (Refused) a command of `command_type` dated too far ahead of the
+    ledger clock `now`:
 
     - a partner's command after the clock's business date (today);
-    - a sweep after today (time alone decides what lapsed: it cannot run ahead);
+    - a command whose type may not run ahead (`ahead` AHEAD_TODAY: a sweep,
+      as time alone decides what lapsed) after today;
     - a vendor's or system's command more than LEDGER_MAX_FUTURE_DAYS after
-      today, except `set_commission_rate`, which schedules a rate from its date.
+      today, unless its type may be dated any day (AHEAD_ANY:
+      `set_commission_rate`, which schedules a rate from its date).
 
     INTERFACE "Additions": LEDGER_MAX_FUTURE_DAYS. A far-future date would
     otherwise lock a customer's domain for years (case 11)."""
@@ -105,10 +114,10 @@ def check_effective_date(actor: str, command_type: str, at: datetime, now: datet
     day, today = business_date(at), business_date(now)
     if day <= today:
         return
-    if actor.startswith("partner:") or command_type == "sweep":
-        who = "a sweep" if command_type == "sweep" else "a partner's command"
+    if actor.startswith("partner:") or ahead == AHEAD_TODAY:
+        who = f"a {command_type.replace('_', ' ')}" if ahead == AHEAD_TODAY else "a partner's command"
         raise Refused(f"{who} cannot be dated after today ({today}): {day}")
-    if command_type == "set_commission_rate":
+    if ahead == AHEAD_ANY:
         return
     limit = Time.from_env().max_future_days
     if day > today + timedelta(days=limit):

@@ -123,11 +123,16 @@ def test_every_declared_type_is_complete() -> None:
     assert {t.name for t in COMMAND_TYPES.values() if t.cli is None} == {
         "sweep", "issue_statement", "issue_token", "revoke_token"}
     assert set(bulk_types()) == set(COMMAND_TYPES) - {"issue_statement", "issue_token", "revoke_token"}
+    # Dated ahead of today: a rate may be scheduled; a sweep never runs ahead.
+    assert {n: t.ahead for n, t in COMMAND_TYPES.items() if t.ahead != "limited"} == {
+        "set_commission_rate": "any", "sweep": "today"}
 
 
 def test_a_declaration_that_does_not_fit_its_model_is_refused() -> None:
     with pytest.raises(TypeError, match="not fields"):
         dataclasses.replace(PING, keys={"deal": Partner})
+    with pytest.raises(TypeError, match="ahead must be"):
+        dataclasses.replace(PING, ahead="someday")
     with pytest.raises(TypeError, match="unknown actor kinds"):
         dataclasses.replace(PING, roles=frozenset({"vendor:intern"}))
     with pytest.raises(TypeError, match="needs a description"):

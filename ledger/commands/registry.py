@@ -21,6 +21,7 @@ from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS
 from ..aggregates.trial import EXTENDED_DAYS, STANDARD_DAYS
 from ..authority import ACTOR_KINDS, FINANCE, MANAGER, PARTNER
+from ..timeline import AHEAD_ANY, AHEAD_LIMITED, AHEAD_TODAY
 from . import handlers as h
 from . import models as m
 
@@ -47,7 +48,9 @@ class CommandType:
       False for commands whose data the ledger computes (an issued statement's
       figures, a token's hash).
     - `derived`: data fields the ledger fills in itself from its own state: not
-      part of what was asked, so not part of the command's identity."""
+      part of what was asked, so not part of the command's identity.
+    - `ahead`: how far ahead of today it may be dated (`timeline.check_effective_date`):
+      AHEAD_LIMITED (LEDGER_MAX_FUTURE_DAYS), AHEAD_TODAY (not at all) or AHEAD_ANY."""
 
     name: str
     model: type[m.Data]
@@ -59,12 +62,15 @@ class CommandType:
     keys: Mapping[str, type[LedgerAggregate]] = field(default_factory=dict)
     bulk: bool = True
     derived: frozenset[str] = frozenset()
+    ahead: str = AHEAD_LIMITED
 
     def __post_init__(self) -> None:
         fields = set(self.model.model_fields)
         named = {*self.positional, *self.keys, *self.derived}
         if not named <= fields:
             raise TypeError(f"{self.name}: {sorted(named - fields)} are not fields of {self.model.__name__}")
+        if self.ahead not in (AHEAD_TODAY, AHEAD_LIMITED, AHEAD_ANY):
+            raise TypeError(f"{self.name}: ahead must be AHEAD_TODAY, AHEAD_LIMITED or AHEAD_ANY")
         if not self.roles <= set(ACTOR_KINDS):
             raise TypeError(f"{self.name}: unknown actor kinds {sorted(self.roles - set(ACTOR_KINDS))}")
         if self.cli is not None and not all(self.model.model_fields[f].description for f in fields):
@@ -108,7 +114,8 @@ register(CommandType(
 register(CommandType(
     "set_commission_rate", m.SetCommissionRate, h.set_commission_rate, VENDOR,
     "Change a partner's commission rate from the effective date (--on) on.",
-    cli=("partner", "set-rate"), positional=("partner", "commission_rate"), keys={"partner": Partner}))
+    cli=("partner", "set-rate"), positional=("partner", "commission_rate"), keys={"partner": Partner},
+    ahead=AHEAD_ANY))  # it schedules a rate from its date
 
 # -- deals ------------------------------------------------------------------
 register(CommandType(
@@ -170,7 +177,8 @@ register(CommandType(
 register(CommandType(
     "sweep", m.Sweep, h.sweep, SYSTEM_ONLY,
     "Record protections that lapsed and trials that expired (system).",
-    derived=frozenset({"deals", "trials"})))  # `ledger sweep` asks the read models for the candidates
+    derived=frozenset({"deals", "trials"}),  # `ledger sweep` asks the read models for the candidates
+    ahead=AHEAD_TODAY))  # time alone decides what lapsed: it cannot run ahead
 
 # -- driven by other commands: `ledger statement issue`, `ledger token ...` ------
 register(CommandType(
