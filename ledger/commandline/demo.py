@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -32,6 +31,8 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     settings.actor = "system"  # the sample submits on behalf of partners and the vendor
     ledger = settings.ledger()
     today = business_today()
+    import json  # here: `ledger --help` never needs it
+
     lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
     results = ledger.submit_lines(lines)
     counts: dict[str, int] = {}
@@ -76,6 +77,8 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
 
 
 def _partners_in(lines: Iterable[str]) -> set[str]:
+    import json
+
     out = set()
     for raw in lines:
         actor = json.loads(raw).get("actor") or ""

@@ -52,30 +52,36 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
             for r in ledger.submit_lines(lines, first=first):
                 total += 1
                 counts[r.status] += 1
-                if problems_only and r.status in ("applied", "duplicate"):
-                    continue
-                d = r.as_dict()
-                if settings.json:
-                    click.echo(dump(d))
-                else:
-                    detail = d.get("reason") or d.get("note") or ""
-                    click.echo(f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
-                               + (f" - {detail}" if detail else ""))
+                if not (problems_only and r.status in ("applied", "duplicate")):
+                    click.echo(_reported(r, settings.json))
             progress(consumed, 0)
             settings.done = (f"the {total} lines reported above are final ({counts['applied']} applied); "
                              "submit the file again to finish (nothing applies twice)")
-    summary = {"lines": total, **counts, "position": ledger.app.head()}
-    if settings.json:
-        click.echo(dump({"summary": summary}))
-    else:
-        from ledger.export import plural
-
-        click.echo(f"{plural(total, 'line')}: {counts['applied']} applied, {counts['duplicate']} duplicate, "
-                   f"{counts['conflict']} conflict, {counts['refused']} refused, {counts['malformed']} malformed")
+    click.echo(_summary(total, counts, ledger.app.head(), settings.json))
     if counts["malformed"]:
         sys.exit(EXIT_USAGE)
     if counts["refused"] or counts["conflict"]:
         sys.exit(EXIT_REFUSED)
+
+
+def _reported(result: Any, as_json: bool) -> str:
+    """One line's result: its JSON, or `line N: status type id - reason or note`."""
+    d = result.as_dict()
+    if as_json:
+        return dump(d)
+    detail = d.get("reason") or d.get("note") or ""
+    return (f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
+            + (f" - {detail}" if detail else ""))
+
+
+def _summary(total: int, counts: dict[str, int], position: int, as_json: bool) -> str:
+    """The last line: lines per status (and, as JSON, the ledger's head position)."""
+    if as_json:
+        return dump({"summary": {"lines": total, **counts, "position": position}})
+    from ledger.export import plural
+
+    return (f"{plural(total, 'line')}: {counts['applied']} applied, {counts['duplicate']} duplicate, "
+            f"{counts['conflict']} conflict, {counts['refused']} refused, {counts['malformed']} malformed")
 
 
 SUBMIT_CHUNK = 5_000  # lines read, applied and reported at a time, at most
