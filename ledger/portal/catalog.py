@@ -43,6 +43,7 @@ def update() -> None:
         else:
             catalog = Catalog(locale=lang, project="partner-ledger portal", charset="utf-8")
         catalog.update(pot, no_fuzzy_matching=True)
+        catalog.msgid_bugs_address = "the partner-ledger issue tracker"
         with open(path, "wb") as f:
             write_po(f, catalog, width=100, omit_header=False, no_location=True, sort_output=True,
                      ignore_obsolete=True)

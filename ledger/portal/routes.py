@@ -85,19 +85,23 @@ class Portal:
         lang = lang or i18n.negotiate(request.headers.get("accept-language"))
         actor = None
         if isinstance(session.get("token"), str):
-            def check() -> authority.Actor | None:
-                try:
-                    with self.service.ledger() as ledger:
-                        return authenticate_digest(ledger, session["token"])
-                except Unauthorized:
-                    return None
-
-            actor = await run_in_threadpool(check)
+            actor = await self.actor_of(lambda ledger: authenticate_digest(ledger, session["token"]))
             if actor is None:
                 session.pop("token", None)
             else:
                 request.state.token, request.state.actor = actor.token, str(actor)  # for the access log
         return Visit(request, session, lang, actor)
+
+    async def actor_of(self, check: Callable[[Any], authority.Actor]) -> authority.Actor | None:
+        """The actor `check(ledger)` authenticates, or None for a token unknown or revoked."""
+        def run() -> authority.Actor | None:
+            try:
+                with self.service.ledger() as ledger:
+                    return check(ledger)
+            except Unauthorized:
+                return None
+
+        return await run_in_threadpool(run)
 
     def page(self, v: Visit, template: str, status: int = 200, **context: Any) -> Response:
         env = environment(v.lang)
@@ -201,19 +205,9 @@ def install(app: FastAPI, service: Service) -> None:
         if fields is None:
             return portal.error(v, 400)
         secret = fields.get("token", "").strip()
-
-        def check() -> authority.Actor | None:
-            try:
-                with service.ledger() as ledger:
-                    return authenticate(ledger, secret)
-            except Unauthorized:
-                return None
-
-        if await run_in_threadpool(check) is None:
+        if await portal.actor_of(lambda ledger: authenticate(ledger, secret)) is None:
             return portal.page(v, "login.html", 401, failed=True)
-        # A new session (new CSRF token) on signing in: none chosen before it carries over.
-        v.session = {**portal.sessions.load(_no_cookie(request)), "token": digest(secret),
-                     "lang": v.session.get("lang")}
+        v.session = Sessions.new(token=digest(secret), lang=v.session.get("lang"))
         return portal.redirect(v, "/")
 
     @router.get("/logout", response_class=HTMLResponse)
@@ -226,7 +220,7 @@ def install(app: FastAPI, service: Service) -> None:
         v = await portal.visit(request)
         if await portal.form(v) is None:
             return portal.error(v, 400)
-        v.session = {**portal.sessions.load(_no_cookie(request)), "lang": v.session.get("lang")}
+        v.session = Sessions.new(lang=v.session.get("lang"))
         return portal.redirect(v, "/login")
 
     # -- the customer overview -----------------------------------------------------------
@@ -401,9 +395,3 @@ def install(app: FastAPI, service: Service) -> None:
 
     app.include_router(router)
 
-
-def _no_cookie(request: Request) -> Request:
-    """`request` as if it carried no session cookie (for a fresh session)."""
-    scope = dict(request.scope)
-    scope["headers"] = [(k, val) for k, val in request.scope["headers"] if k != b"cookie"]
-    return Request(scope)

@@ -60,7 +60,13 @@ class Sessions:
                     return data
             except BadSignature:
                 pass
-        return {CSRF_FIELD: secrets.token_urlsafe(24)}
+        return self.new()
+
+    @staticmethod
+    def new(**data: Any) -> dict[str, Any]:
+        """A fresh session holding `data` and a new CSRF token (on signing in
+        and out: nothing from before carries over but what is named)."""
+        return {**data, CSRF_FIELD: secrets.token_urlsafe(24)}
 
     def save(self, request: Request, response: Response, data: dict[str, Any]) -> None:
         response.set_cookie(COOKIE, self.signer.dumps(data), max_age=MAX_AGE_SECONDS, path="/",
