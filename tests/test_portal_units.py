@@ -196,7 +196,7 @@ def test_each_refusal_pattern_matches_what_the_ledger_says(h: Harness) -> None:
 def test_an_unknown_refusal_is_shown_with_a_translated_lead_in() -> None:
     de = i18n.translations("de").gettext
     text = explain("something new happened", de, i18n.Formats("de"))
-    assert text == "Das Hauptbuch hat die Anfrage abgelehnt. Grund (auf Englisch): something new happened"
+    assert text == "Das System hat die Anfrage abgelehnt. Grund (auf Englisch): something new happened"
 
 
 # -- the catalogs -------------------------------------------------------------------------
