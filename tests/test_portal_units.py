@@ -202,7 +202,7 @@ def test_an_unknown_refusal_is_shown_with_a_translated_lead_in() -> None:
 # -- the catalogs -------------------------------------------------------------------------
 # Words that are the same in the language as in English (checked: a real word there).
 SAME_AS_ENGLISH = {
-    "de": {"Partner", "Deals", "Deal", "Deal %(deal)s", "Status"},
+    "de": {"Partner", "Partner: %(partner)s", "Deals", "Deal", "Deal %(deal)s", "Status"},
     "fr": {"Notes", "Date", "Commission", "Prospect"},
     "fi": set(),
 }
