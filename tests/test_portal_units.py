@@ -202,9 +202,9 @@ def test_an_unknown_refusal_is_shown_with_a_translated_lead_in() -> None:
 # -- the catalogs -------------------------------------------------------------------------
 # Words that are the same in the language as in English (checked: a real word there).
 SAME_AS_ENGLISH = {
-    "de": {"Partner", "Partner: %(partner)s", "Deals", "Deal", "Deal %(deal)s", "Status"},
+    "de": {"Partner", "Partner: %(partner)s", "Deals", "Deal", "Deal %(deal)s", "Status", "%(review)s: %(reason)s"},
     "fr": {"Notes", "Date", "Commission", "Prospect"},
-    "fi": set(),
+    "fi": {"%(review)s: %(reason)s"},  # a pattern of punctuation, not words
 }
 
 
@@ -239,4 +239,65 @@ def test_each_page_renders_in_each_language(seeded: Any, lang: str, path: str) -
     page = client.get(path.format(month=data["month"]) + ("&" if "?" in path else "?") + f"lang={lang}")
     assert page.status_code == 200
     assert f'<html lang="{lang}">' in page.text
+    client.get("/?lang=en")
+
+
+# -- the vendor manager and revoked tokens ---------------------------------------------------
+def test_the_manager_denies_a_deal_with_a_reason_and_picks_a_partners_statement(seeded: Any) -> None:
+    client, data = seeded
+    sign_in(client, data["tokens"]["acme"])
+    form = client.get("/deals/new")
+    r = client.post("/deals/new", data={"csrf": csrf_of(form.text), "command_id": "deny-me-0001",
+                                        "customer_name": "Hylätty Oy", "contact_name": "H",
+                                        "customer_email": "h@hylatty.fi"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/deals/d-deny-me-0001"
+    sign_in(client, data["tokens"]["manager"])
+    review = client.get("/review?lang=fr")
+    assert "d-deny-me-0001" in review.text and "Piste non valable" in review.text
+    r = client.post("/deals/d-deny-me-0001/deny", data={"csrf": csrf_of(review.text), "reason": "invalid-lead"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    card = client.get("/deals/d-deny-me-0001")
+    assert "<dd>Refusée : Piste non valable</dd>" in card.text
+    again = client.post("/deals/d-deny-me-0001/accept", data={"csrf": csrf_of(card.text)})
+    assert again.status_code == 409 and "Cette affaire a déjà été vérifiée." in again.text
+    picker = client.get(f"/statements/{data['month']}")
+    assert picker.status_code == 200 and '<select id="partner" name="partner"' in picker.text
+    st = client.get(f"/statements/{data['month']}?partner=acme&lang=de")
+    assert "1.234,56\u00a0€" in st.text and "246,91\u00a0€" in st.text
+    partners = client.get("/partners")
+    assert "acme" in partners.text and "20\u00a0%" in partners.text
+    client.get("/?lang=en")
+
+
+def test_a_revoked_token_ends_its_sessions(tmp_path: Any) -> None:
+    from ledger.service import Ledger
+    from ledger.tokens import revoke
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    data = seed(url)
+    with TestClient(create_app(url)) as client:
+        sign_in(client, data["tokens"]["beta"])
+        assert client.get("/deals", follow_redirects=False).status_code == 200
+        with Ledger(url, "vendor:manager") as ledger:
+            revoke(ledger, "beta")
+        assert client.get("/deals", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_own_domain_and_free_mail_are_refused_in_the_partners_language(seeded: Any) -> None:
+    client, data = seeded
+    sign_in(client, data["tokens"]["acme"])
+    form = client.get("/deals/new?lang=fr")
+    fields = {"csrf": csrf_of(form.text), "customer_name": "Nous", "contact_name": "Moi",
+              "customer_email": "moi@acme.fi", "note": "garder ce texte"}
+    r = client.post("/deals/new", data=fields)
+    assert r.status_code == 409
+    assert "moi@acme.fi appartient au domaine de votre propre entreprise." in r.text
+    assert "garder ce texte" in r.text and 'value="Nous"' in r.text
+    r = client.post("/deals/new", data={**fields, "customer_email": "moi@gmail.com"})
+    assert "gmail.com est un domaine de messagerie gratuite" in r.text
+    trials = client.get("/trials")
+    r = client.post("/trials", data={"csrf": csrf_of(trials.text), "customer_name": "P",
+                                     "customer_email": "p@maksava.fi"})
+    assert r.status_code == 409 and "maksava.fi a déjà un abonnement actif" in r.text
     client.get("/?lang=en")
