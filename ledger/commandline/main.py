@@ -65,7 +65,6 @@ def usage_error(e: click.ClickException) -> None:
     fail(e.format_message() + hint, EXIT_USAGE)
 
 
-
 def exit_status(e: Exception) -> None:
     """Exit with the status `e` stands for: the ledger's own errors their own
     (ledger/errors.py: 1 refused, 2 bad input, 3 database); a failure of the
@@ -109,7 +108,6 @@ def main(ctx: click.Context, db: str | None, actor: str, as_json: bool) -> None:
     if ctx.get_parameter_source("actor") is click.core.ParameterSource.DEFAULT and "LEDGER_ACTOR" in os.environ:
         actor = os.environ["LEDGER_ACTOR"]  # click treats an empty one as unset: refuse it like --as ""
     ctx.obj = Settings(db, actor, as_json)
-
 
 
 for _module in (commands, submit, queries, audit, projections, tokens, demo):

@@ -24,8 +24,10 @@ from starlette.staticfiles import StaticFiles
 
 from .. import authority
 from ..aggregates import NotFound, Refused
+from ..aggregates.deal import DENY_REASONS
 from ..api.service import Service
 from ..commands.models import Malformed
+from ..projections.overview import FILTERS  # the CLI's and API's `--filter` names
 from ..timeline import today
 from ..tokens import Unauthorized, authenticate, authenticate_digest, digest
 from . import i18n
@@ -33,8 +35,6 @@ from .refusals import explain
 from .session import CSRF_FIELD, Sessions, csrf_ok, session_secret
 
 MONTH = r"\d{4}-(0[1-9]|1[0-2])"
-FILTERS = ("trial", "active", "closed", "attention")  # the CLI's and API's `--filter` names
-DENY_REASONS = ("existing-customer", "invalid-lead", "duplicate")
 REQUEST_EXTENSION = "Please add the 30-day trial extension to this customer's trial account."
 
 
