@@ -82,7 +82,7 @@ class Audit:
         elsewhere). Returns {"ok": True, "checked", "head", "position"} or
         {"ok": False, "first_bad_position", "problem", "checked"}. Every event
         the ledger wrote was linked in its own transaction, so an event without
-        a link was written outside the ledger. Raises ValueError for a digest
+        a link was written outside the ledger. Raises BadInput for a digest
         not of seal's form."""
         expected: tuple[int, str] | None = None
         if digest:

@@ -122,7 +122,7 @@ class Database:
         (scheme `postgres` too, any case) takes `schema` and the libpq parameters
         in LIBPQ_PARAMS (sslmode, sslrootcert, application_name, ...). Without a
         password in the URL, libpq finds it (PGPASSWORD, .pgpass, PGPASSFILE).
-        Raises ValueError (exit 2) for an empty or unsupported URL or an unknown
+        Raises BadInput (exit 2) for an empty or unsupported URL or an unknown
         parameter; the message never contains the password."""
         if url is None:
             url = os.environ.get("LEDGER_DATABASE_URL")
@@ -266,7 +266,7 @@ class Database:
     def connect(self, create: bool = True) -> Sql:
         """The read models' connection. `create=False` (queries): create
         nothing, and raise Unavailable if the database holds no ledger."""
-        timeout = lock_timeout()  # a bad setting is bad usage (ValueError), not an unreachable database
+        timeout = lock_timeout()  # a bad setting is bad usage (BadInput), not an unreachable database
         try:
             if self.kind == "sqlite":
                 if self.read_only:

@@ -73,7 +73,7 @@ def host_name(text: str) -> str:
     non-transitional, lower case, no trailing dot, every label letters,
     digits and inner hyphens, not a bare IP address.
 
-    Raises ValueError for anything that is not a host name."""
+    Raises BadInput for anything that is not a host name."""
     host = text.strip()
     if host.endswith("."):  # the DNS root: `example.fi.` is `example.fi`
         host = host[:-1]
@@ -95,7 +95,7 @@ def registrable_domain(text: str) -> str:
     """The customer a host name stands for: its registrable domain by the
     Public Suffix List (ICANN and private sections), in canonical ASCII form.
 
-    Raises ValueError when the text is no host name, its top-level domain is
+    Raises BadInput when the text is no host name, its top-level domain is
     not on the list (`x.local`, `x.test`: no company's mail), or it is itself
     a public suffix (`co.uk`, `github.io`), which names no one company."""
     host = host_name(text)
@@ -113,7 +113,7 @@ def customer_domain(email_or_host: str) -> str:
     docstring): `Jane@Sales.Example.FI` → `example.fi`.
 
     An address (it has an `@`) must have a plausible local part. Raises
-    ValueError for malformed input and `Refused` for a free-mail domain,
+    BadInput for malformed input and `Refused` for a free-mail domain,
     which cannot identify a company (seed: "use the customer's company email")."""
     text = email_or_host.strip()
     if "@" in text:

@@ -104,7 +104,7 @@ class Ledger:
         """Rebuild the named projections (default all) in one pass over the
         log; returns their names. Raises Refused for an actor other than
         system or finance (authority.may_rebuild) and for the audit chain,
-        which is evidence and never rebuilt; KeyError for an unknown name."""
+        which is evidence and never rebuilt; errors.Unknown for an unknown name."""
         authority.may_rebuild(self.actor)
         names = list(names) if names else [p.name for p in self.runner.projections]
         for name in names:

@@ -86,10 +86,10 @@ def timezone_name() -> str:
 @lru_cache(maxsize=16)
 def business_zone(name: str) -> ZoneInfo:
     """The zone of an IANA name (from the `tzdata` package where the system
-    has no zone files). Raises ValueError naming LEDGER_TIMEZONE if unknown."""
+    has no zone files). Raises BadInput naming LEDGER_TIMEZONE if unknown."""
     try:
         if name != name.strip() or not name or ".." in name or name.startswith("/"):
-            raise BadInput
+            raise ValueError  # reported below, as for any unknown name
         return ZoneInfo(name)
     except (ValueError, ZoneInfoNotFoundError, OSError):
         raise BadInput(

@@ -24,7 +24,7 @@ UTC = timezone.utc
 
 def zone() -> ZoneInfo:
     """The business time zone named by LEDGER_TIMEZONE (default UTC).
-    Raises ValueError for an unknown name."""
+    Raises BadInput for an unknown name."""
     return business_zone(timezone_name())
 
 
@@ -47,7 +47,7 @@ def today() -> date:
 def parse_instant(text: str) -> datetime:
     """A recorded time as typed (`--known-at`, `known_at`): ISO 8601, UTC when
     it has no offset; returned as an aware instant in UTC, so one moment
-    written with any offset compares equal. Raises ValueError."""
+    written with any offset compares equal. Raises BadInput."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

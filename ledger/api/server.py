@@ -56,7 +56,7 @@ def app_from_env() -> FastAPI:
 
 
 def serve(url: str | None, host: str, port: int, workers: int) -> None:
-    """Serve the API until stopped. Raises ValueError for more than one
+    """Serve the API until stopped. Raises BadInput for more than one
     worker on SQLite (one writer at a time: processes would only queue on its
     file lock; use PostgreSQL to scale out) and Unavailable when the database
     does not answer at start."""
