@@ -8,15 +8,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .actors import ACTOR_USAGE, FINANCE, MANAGER, PARTNER, SYSTEM, VENDOR_ROLES
 from .errors import BadInput, Refused
 
 _PARTNER = re.compile(r"^partner:([A-Za-z0-9][A-Za-z0-9._@+-]{0,127})$")
-# The kinds of actor: a partner (partner:<id>) and the vendor's roles.
-PARTNER, MANAGER, FINANCE, SYSTEM = "partner", "vendor:manager", "vendor:finance", "system"
-VENDOR_ROLES = (MANAGER, FINANCE, SYSTEM)
-ACTOR_KINDS = (PARTNER, *VENDOR_ROLES)
-# How an actor is written, in words (help texts and errors).
-ACTOR_USAGE = f"{PARTNER}:<id>, {MANAGER}, {FINANCE} or {SYSTEM}"
 
 
 class Forbidden(Refused):

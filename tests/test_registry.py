@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from ledger import authority
+from ledger import actors, authority
 from ledger.aggregates import Partner, Refused
 from ledger.aggregates.deal import DENY_REASONS, OPEN_STAGES, REVIEWS, STAGES
 from ledger.aggregates.subscription import PERIODS
@@ -41,7 +41,7 @@ def ping_partner(uow: Any, d: PingPartner, ctx: Any) -> str | None:
     return f"pong {d.words or ''}".strip()
 
 
-PING = CommandType("ping_partner", PingPartner, ping_partner, frozenset({authority.MANAGER}),
+PING = CommandType("ping_partner", PingPartner, ping_partner, frozenset({actors.MANAGER}),
                    "Ping a partner. Answers pong.", cli=("partner", "ping"), positional=("partner",),
                    keys={"partner": Partner})
 
@@ -112,7 +112,7 @@ def test_every_declared_type_is_complete() -> None:
     for name, t in COMMAND_TYPES.items():
         assert t.name == name
         assert callable(t.handler) and issubclass(t.model, m.Data), name
-        assert t.roles <= set(authority.ACTOR_KINDS), name
+        assert t.roles <= set(actors.ACTOR_KINDS), name
         assert t.summary.strip().endswith("."), name
         assert set(t.keys) <= set(t.model.model_fields), name
         if t.cli is not None:

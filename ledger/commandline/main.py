@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ledger import authority  # standard library only: the actor kinds for --as
+from ledger import actors  # names only: the actor kinds for --as
 from ledger.errors import EXIT_USAGE
 
 from . import audit, commands, demo, projections, queries, submit, tokens
@@ -85,8 +85,8 @@ def exit_status(e: Exception) -> None:
 @click.option("--db", envvar="LEDGER_DATABASE_URL", metavar="URL",
               help="sqlite:///path.db (default sqlite:///ledger.db) or postgresql://user@host:port/dbname. "
                    "Env: LEDGER_DATABASE_URL.")
-@click.option("--as", "actor", envvar="LEDGER_ACTOR", default=authority.MANAGER, show_default=True,
-              metavar="ACTOR", help=f"{authority.ACTOR_USAGE}. Env: LEDGER_ACTOR.")
+@click.option("--as", "actor", envvar="LEDGER_ACTOR", default=actors.MANAGER, show_default=True,
+              metavar="ACTOR", help=f"{actors.ACTOR_USAGE}. Env: LEDGER_ACTOR.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (JSON Lines for submit) instead of tables.")
 @click.version_option("0.1.0", prog_name="ledger")
 @click.pass_context

@@ -20,7 +20,7 @@ from ..aggregates import Deal, Partner, Subscription, Trial
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS
 from ..aggregates.trial import EXTENDED_DAYS, STANDARD_DAYS
-from ..authority import ACTOR_KINDS, FINANCE, MANAGER, PARTNER
+from ..actors import ACTOR_KINDS, FINANCE, MANAGER, PARTNER
 from ..timeline import AHEAD_ANY, AHEAD_LIMITED, AHEAD_TODAY
 from . import handlers as h
 from . import models as m
