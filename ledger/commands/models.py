@@ -109,7 +109,8 @@ Billing = Literal[BILLING_OPTIONS]  # type: ignore[valid-type]
 # The fields of the command types, each with its help: a field of the same
 # name means the same in every command.
 PartnerId = Help(Id, "Partner id.")
-DealId = Help(Id, "Deal id (chosen by you).")
+DEAL_ID, BILLING = "Deal id (chosen by you).", f"{one_of(BILLING_OPTIONS)}."
+DealId = Help(Id, DEAL_ID)
 TrialId = Help(Id, "Trial id (chosen by you).")
 SubscriptionId = Help(Id, "Subscription id (chosen by you).")
 CompanyName = Help(Name, "Company name.")
@@ -119,7 +120,7 @@ CustomerEmail = Help(Email, "The customer contact's email (its domain identifies
 CUSTOMER_DOMAIN = "The customer's domain (www.example.fi is example.fi); with --deal, the deal's."
 CustomerDomain = Help(Domain, CUSTOMER_DOMAIN)
 Note = Help(Text | None, "Optional note.")
-BillingOption = Help(Billing, f"{one_of(BILLING_OPTIONS)}.")
+BillingOption = Help(Billing, BILLING)
 OrderNumber = Help(Name | None, "Order number (required for invoice).")
 Amount = Help(Money, "Amount as a decimal, e.g. 1200.00.")
 Domains = Help(Domain | list[Domain], "Email domain(s), comma-separated.")
@@ -133,8 +134,8 @@ MaybeCustomerDomain = Help(Domain | None, CUSTOMER_DOMAIN)
 Plan = Help(Name, "Plan name.")
 Currency = Help(Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)], "ISO 4217 code, e.g. EUR.")
 Period = Help(Literal[PERIODS], f"{one_of(PERIODS)}.")  # type: ignore[valid-type]
-MaybeBilling = Help(Billing | None, f"{one_of(BILLING_OPTIONS)}.")
-MaybeDealId = Help(Id | None, "Deal id (chosen by you).")
+MaybeBilling = Help(Billing | None, BILLING)
+MaybeDealId = Help(Id | None, DEAL_ID)
 ChargeNumber = Help(Count(1, 100_000) | None, "Charge number to refund (default: the latest).")
 Users = Help(Count(0, 10_000_000) | None, "Number of users.")
 Framework = Help(Name | None, "Main framework, e.g. ISO 27001.")
