@@ -15,8 +15,10 @@ from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
-from .db import Database, Sql
+from .db import Database
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
+from .projections.base import Known, Reader
+from .projections.runner import known_position
 from .settings import Time
 from .timeline import business_date, shift
 
@@ -118,16 +120,17 @@ class Ledger:
         return names
 
     # -- reading --------------------------------------------------------------
-    def reader(self, known_at: datetime | None = None) -> Sql:
-        """The tables to answer from: the live read models, caught up; or, with
-        `known_at`, a scratch replay of only the events recorded by then
-        (reported to `replay_progress`, a long replay being long)."""
+    def reader(self, known_at: datetime | None = None) -> Reader:
+        """The read models to answer from, caught up: their current rows, or
+        with `known_at` the row versions that held at the last position
+        recorded by then (runner.known_position): a filter on the same
+        tables, never a replay. A catch-up that has to rebuild a read model
+        (its projection's version changed) reports to `replay_progress`."""
         if known_at is None:
             self.runner.catch_up()
-            return self.sql
-        scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(live=False), known_at=known_at).catch_up(self.replay_progress)
-        return scratch
+            return Reader(self.sql)
+        self.runner.catch_up(self.replay_progress)
+        return Reader(self.sql, Known(known_position(self.app, known_at)))
 
     def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
         partner, sql = self._scoped(partner, known_at)
@@ -213,32 +216,23 @@ class Ledger:
         _describe_lines(sql, st["lines"])
         return st
 
-    def _scoped(self, partner: str | None, known_at: datetime | None = None) -> tuple[str | None, Sql]:
+    def _scoped(self, partner: str | None, known_at: datetime | None = None) -> tuple[str | None, Reader]:
         """What every query starts with: the partner the actor may read
         (authority.reader_scope; a partner reads only its own), the tables to
         answer from (`reader`), and a refusal of a partner never enrolled (an
         empty answer would look like a partner with nothing to show)."""
         partner = authority.reader_scope(self.actor, partner)
         sql = self.reader(known_at)
-        if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
+        if partner is not None and not statements.enrolled(sql, partner):
             raise NotFound(f"no partner {partner}")
         return partner, sql
 
 
-def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:
+def _describe_lines(sql: Reader, lines: list[dict[str, Any]]) -> None:
     """Add `customer` (the deal's customer name, else the customer's record)
     to statement lines, and the won deal's order number where the line has none."""
-    deals = sorted({line["deal"] for line in lines if line["deal"]})
-    domains = sorted({line["customer_domain"] for line in lines})
-    by_deal: dict[str, tuple[str, str | None]] = {}
-    if deals:
-        cond, params = sql.in_("deal", deals)
-        by_deal = {d: (n, o) for d, n, o in sql.all(
-            f"SELECT deal, customer_name, order_number FROM pl_deals WHERE {cond}", params)}
-    names: dict[str, str] = {}
-    if domains:
-        cond, params = sql.in_("domain", domains)
-        names = {d: n for d, n in sql.all(f"SELECT domain, name FROM ov_customers WHERE {cond}", params)}
+    by_deal = pipeline.names_and_orders(sql, sorted({line["deal"] for line in lines if line["deal"]}))
+    names = overview.customer_names(sql, sorted({line["customer_domain"] for line in lines}))
     for line in lines:
         name, order = by_deal.get(line["deal"] or "", (None, None))
         line["customer"] = name or names.get(line["customer_domain"]) or line["customer_domain"]

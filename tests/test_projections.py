@@ -751,15 +751,17 @@ def test_pipeline_as_of_a_past_date_shows_the_deal_as_it_was(h: Harness) -> None
 
 # == 5-7. incremental catch-up, rebuilds ========================================================
 def snapshot(h: Harness, names: tuple[str, ...] | None = None) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every projection table (or of the named projections), by primary key."""
+    """Every row of every projection table (or of the named projections), by primary key:
+    every version of it, with the positions between which it held."""
     out = {}
     for p in h.ledger.runner.projections:
         if names is not None and p.name not in names:
             continue
         for t in p.tables:
-            cols = ", ".join(t.columns)
+            versions = ("valid_from", "valid_to") if t.versioned else ()
+            cols = ", ".join([*t.columns, *versions])
             out[t.name] = [tuple(r) for r in h.ledger.sql.all(
-                f"SELECT {cols} FROM {t.name} ORDER BY {', '.join(t.key)}")]
+                f"SELECT {cols} FROM {t.name} ORDER BY {', '.join([*t.key, *versions[:1]])}")]
     return out
 
 

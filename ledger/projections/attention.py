@@ -18,6 +18,7 @@ from ..timeline import shift
 from .overview import (
     SUBSCRIPTIONS, TRIALS, Usage, renewals_due, select_rows, subscription_active, trial_end, trial_runs,
 )
+from .base import held
 from .pipeline import deal_rows
 
 # Each code's subject: the kind of record its `subject` names (`audit explain item` uses it).
@@ -104,12 +105,14 @@ def items(sql: Any, as_of: date, partner: str | None = None, settings: Attention
         # days: the last action by the day was N days short of 90 ago.
         "lapsing": ("(t.closed_on IS NULL OR t.closed_on > ?) AND (t.lapsed_on IS NULL OR t.lapsed_on > ?) "
                     "AND NOT (t.review = 'denied' AND t.review_on <= ?) AND t.last_action > ? "
-                    "AND EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?) "
-                    "AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND a.day > ? AND a.day <= ?)",
+                    f"AND EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND {held(sql, 'a')} "
+                    "AND a.day > ? AND a.day <= ?) "
+                    f"AND NOT EXISTS (SELECT 1 FROM pl_actions a WHERE a.agg = t.agg AND {held(sql, 'a')} "
+                    "AND a.day > ? AND a.day <= ?)",
                     (d, d, d, lo, lo, hi, hi, d)),
         # Won with no subscription (for the deal, or its customer since the deal was registered).
         "won": ("t.stage = 'closed-won' AND t.closed_on <= ? AND NOT EXISTS (SELECT 1 FROM ov_subscriptions s "
-                "WHERE (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
+                f"WHERE {held(sql, 's')} AND (s.deal = t.deal OR (s.domain = t.customer_domain AND s.started_on >= t.registered_on)) "
                 "AND s.started_on <= ?)", (ago(s.won_without_subscription_days), d)),
     }
     where = "(" + " OR ".join(f"({cond})" for cond, _ in rules.values()) + ")"

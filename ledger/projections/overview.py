@@ -17,7 +17,7 @@ from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
 from ..timeline import business_date, shift
-from .base import Projection, Table, Writer, iso
+from .base import LIVE, Projection, Table, Writer, held, iso, known
 
 CUSTOMERS = Table(
     "ov_customers",
@@ -70,6 +70,7 @@ LATEST = Table(
         "domain": "TEXT", "users": "BIGINT", "users_day": "TEXT", "framework": "TEXT", "framework_day": "TEXT",
         "progress": "BIGINT", "progress_day": "TEXT", "last_activity": "TEXT", "recent": "TEXT",
     },
+    current_only=True,  # a cache of ov_usage, changed by every report: a known-at query reads ov_usage
 )
 FIGURES = ("users", "framework", "progress")
 
@@ -78,7 +79,7 @@ ACTIVITY_WINDOW_DAYS = 90
 
 class Overview(Projection):
     name = "overview"
-    version = 4
+    version = 5  # 5: rows keep the positions between which they held
     tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE, LATEST)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
@@ -90,13 +91,13 @@ class Overview(Projection):
         match e:
             case UsageDay.Reported() | UsageDay.ReportedAgain():
                 return [("ov_usage", (e.domain, e.day.isoformat())), ("ov_usage_latest", (e.domain,))]
-            case Customer.TrialAttached() | Customer.SubscriptionAttached():
+            case Customer.Recognised() | Customer.TrialAttached() | Customer.SubscriptionAttached():
                 return [("ov_customers", (agg,))]
-            case Trial.Started():
-                return [("ov_customers", (aggregate_id(Customer.KIND, e.domain).hex,))]
+            case Trial.Started():  # its own row too: known absent, so nothing to close
+                return [("ov_customers", (aggregate_id(Customer.KIND, e.domain).hex,)), ("ov_trials", (agg,))]
             case Trial.Extended() | Trial.Converted() | Trial.Expired():
                 return [("ov_trials", (agg,))]
-            case Subscription.Renewed() | Subscription.Cancelled():
+            case Subscription.Started() | Subscription.Renewed() | Subscription.Cancelled():
                 return [("ov_subscriptions", (agg,))]
         return []
 
@@ -171,22 +172,27 @@ class Overview(Projection):
 
 # -- queries -----------------------------------------------------------------
 def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
-    """Rows of `table` (alias t) matching `where`."""
+    """Rows of `table` (alias t) matching `where`, as the reader's cut knew them."""
     cols = list(table.columns)
     select = ", ".join("t." + c for c in cols)
-    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {table.name} t WHERE {where}", params)]
+    return [dict(zip(cols, r)) for r in sql.all(
+        f"SELECT {select} FROM {table.name} t WHERE {held(sql, 't')} AND {where}", params)]
 
 
 def select_with_customer(sql: Any, tables: list[Table], where: str,
                          params: list[Any]) -> list[list[tuple[Any, ...]]]:
     """Per table with a domain (alias t), its rows matching `where`, each as
-    (row, customer name, customer owner, latest usage row or None); the
-    tables' queries go to the database together."""
+    (row, customer name, customer owner, latest usage row or None: None too
+    for a known-at reader, the latest row being current only); the tables'
+    queries go to the database together."""
     extra = list(LATEST.columns)
+    live = known(sql) == LIVE
+    usage_cols = ", ".join("u." + c for c in extra) if live else ", ".join(["NULL"] * len(extra))
+    usage_join = "LEFT JOIN ov_usage_latest u ON u.domain = t.domain " if live else ""
     queries = [(
-        f"SELECT {', '.join('t.' + c for c in table.columns)}, c.name, c.partner, {', '.join('u.' + c for c in extra)} "
-        f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain "
-        f"LEFT JOIN ov_usage_latest u ON u.domain = t.domain WHERE {where}", params) for table in tables]
+        f"SELECT {', '.join('t.' + c for c in table.columns)}, c.name, c.partner, {usage_cols} "
+        f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain AND {held(sql, 'c')} "
+        f"{usage_join}WHERE {held(sql, 't')} AND {where}", params) for table in tables]
     out = []
     for table, rows in zip(tables, sql.all_many(queries)):
         cols, n = list(table.columns), len(table.columns)
@@ -209,8 +215,8 @@ def expiry_candidates(sql: Any, day: date) -> list[str]:
     ending on or before it. Only narrows: the sweep asks each Trial
     (Trial.expire_if_due, the trial window's home)."""
     return [r[0] for r in sql.all(
-        "SELECT trial FROM ov_trials WHERE converted_on IS NULL AND expired_on IS NULL AND ends_on <= ?",
-        [day.isoformat()])]
+        f"SELECT t.trial FROM ov_trials t WHERE {held(sql, 't')} AND t.converted_on IS NULL "
+        "AND t.expired_on IS NULL AND t.ends_on <= ?", [day.isoformat()])]
 
 
 def trial_runs(t: dict[str, Any], day: str) -> bool:
@@ -230,8 +236,8 @@ def renewals_due(sql: Any, subs: list[dict[str, Any]], as_of: date) -> dict[str,
     for chunk in sql.chunks([s["agg"] for s in subs if s["agg"] not in out]):
         cond, params = sql.in_("s.agg", chunk)
         for agg, period_end_ in sql.all(
-            "SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND c.day <= ? "
-            f"ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE {cond}",
+            f"SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND {held(sql, 'c')} "
+            f"AND c.day <= ? ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE {held(sql, 's')} AND {cond}",
             [day, *params],
         ):
             out[agg] = period_end_
@@ -281,18 +287,19 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
     }
     day = as_of.isoformat()
     since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
-    known = dict(latest or {})
-    for chunk in sql.chunks([d for d in domains if d not in known]):
+    live = known(sql) == LIVE  # ov_usage_latest is current only: a known-at reader looks each figure up
+    latest_rows = dict(latest or {}) if live else {}
+    for chunk in sql.chunks([d for d in domains if d not in latest_rows]):
         cond, params = sql.in_("domain", chunk)
         for values in sql.all(f"SELECT {', '.join(LATEST.columns)} FROM ov_usage_latest WHERE {cond}", params):
-            known[values[0]] = dict(zip(LATEST.columns, values))
+            latest_rows[values[0]] = dict(zip(LATEST.columns, values))
     past: list[str] = []
     for domain in domains:
-        r = known.get(domain)
+        r = latest_rows.get(domain)
         if r is None:
-            continue  # nothing reported
+            continue  # nothing reported (by now: nor by any earlier cut)
         last = r["last_activity"]
-        if max(r["users_day"] or "", r["framework_day"] or "", r["progress_day"] or "", last or "") <= day:
+        if live and max(r["users_day"] or "", r["framework_day"] or "", r["progress_day"] or "", last or "") <= day:
             # On or after every latest report: the window lies within `recent`.
             window = sum(n for d, n in json.loads(r["recent"]).items() if d > since) if last and last > since else 0
             out[domain].update({f: r[f] for f in FIGURES}, last_activity=last, activities_90d=window)
@@ -301,7 +308,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
 
     def latest_by(expr: str, cond: str) -> str:
         return (f"(SELECT {expr} FROM ov_usage u WHERE u.domain = c.domain AND u.day <= ? AND {cond} "
-                "ORDER BY u.day DESC LIMIT 1)")
+                f"AND {held(sql, 'u')} ORDER BY u.day DESC LIMIT 1)")
 
     for chunk in sql.chunks(past):
         cond, params = sql.in_("c.domain", chunk)
@@ -315,7 +322,8 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
             out[domain].update(users=users, framework=framework, progress=progress, last_activity=last)
         cond, params = sql.in_("domain", chunk)
         for domain, total in sql.all(
-            f"SELECT domain, SUM(activities) FROM ov_usage WHERE {cond} AND day > ? AND day <= ? GROUP BY domain",
+            f"SELECT u.domain, SUM(u.activities) FROM ov_usage u WHERE {held(sql, 'u')} AND u.{cond} "
+            "AND u.day > ? AND u.day <= ? GROUP BY u.domain",
             [*params, since, day],
         ):
             out[domain]["activities_90d"] = int(total or 0)
@@ -370,7 +378,8 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
     for chunk in sql.chunks([r["agg"] for r in rows]):
         cond, cparams = sql.in_("agg", chunk)
         for agg, charge, charged, end in sql.all(
-                f"SELECT agg, charge, day, period_end FROM ov_charges WHERE {cond} AND day <= ?", [*cparams, day]):
+                f"SELECT c.agg, c.charge, c.day, c.period_end FROM ov_charges c WHERE {held(sql, 'c')} AND c.{cond} "
+                "AND c.day <= ?", [*cparams, day]):
             periods.setdefault(agg, []).append((int(charge), charged, end))
     out = []
     for r in rows:
@@ -389,3 +398,25 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
         })
     out.sort(key=lambda x: (x["partner"] or "", x["subscription"]))
     return out
+
+
+def customer_names(sql: Any, domains: list[str]) -> dict[str, str]:
+    """Per customer domain: the customer's name."""
+    out: dict[str, str] = {}
+    for chunk in sql.chunks(domains):
+        cond, params = sql.in_("t.domain", chunk)
+        out.update(sql.all(f"SELECT t.domain, t.name FROM ov_customers t WHERE {held(sql, 't')} AND {cond}", params))
+    return out
+
+
+def aggregates_of_customer(sql: Any, domain: str) -> list[str]:
+    """The Trial and Subscription aggregate ids (hex) of a customer domain, trials first."""
+    return [r[0] for table in (TRIALS, SUBSCRIPTIONS) for r in sql.all(
+        f"SELECT t.agg FROM {table.name} t WHERE {held(sql, 't')} AND t.domain = ?", [domain])]
+
+
+def usage_days(sql: Any, domain: str, as_of: date) -> list[str]:
+    """The days (ISO) with usage reported for a domain, up to `as_of`, in order."""
+    return [r[0] for r in sql.all(
+        f"SELECT u.day FROM ov_usage u WHERE {held(sql, 'u')} AND u.domain = ? AND u.day <= ? ORDER BY u.day",
+        [domain, as_of.isoformat()])]

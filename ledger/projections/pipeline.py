@@ -14,7 +14,7 @@ from typing import Any
 from ..aggregates import Deal
 from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS, STAGES
 from ..timeline import business_date
-from .base import Projection, Table, Writer
+from .base import Projection, Table, Writer, held
 
 DEALS = Table(
     "pl_deals",
@@ -34,13 +34,17 @@ ACTIONS = Table("pl_actions", key=("agg", "day"), columns={"agg": "TEXT", "day":
 
 class Pipeline(Projection):
     name = "pipeline"
-    version = 2
+    version = 3  # 3: rows keep the positions between which they held
     tables = (DEALS, ACTIONS)
     handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
                Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
 
     def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
-        return [] if isinstance(e, Deal.Registered) else [("pl_deals", (e.originator_id.hex,))]
+        agg = e.originator_id.hex
+        reads = [("pl_deals", (agg,))]  # for a registration: known absent, so nothing to close
+        if isinstance(e, (Deal.Registered, Deal.StageMoved, Deal.NoteAdded)):
+            reads.append(("pl_actions", (agg, business_date(e.at).isoformat())))
+        return reads
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         deals = w["pl_deals"]
@@ -113,8 +117,8 @@ def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
     flag_sql = "".join(f", CASE WHEN {cond} THEN 1 ELSE 0 END" for cond, _ in flags.values())
     rows = sql.all(
         f"SELECT {', '.join('t.' + c for c in cols)}, "
-        f"(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ?){flag_sql} "
-        f"FROM pl_deals t WHERE t.registered_on <= ? {('AND ' + where) if where else ''} "
+        f"(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ? AND {held(sql, 'a')}){flag_sql} "
+        f"FROM pl_deals t WHERE {held(sql, 't')} AND t.registered_on <= ? {('AND ' + where) if where else ''} "
         "ORDER BY t.registered_on, t.deal",
         [day, *(p for _, ps in flags.values() for p in ps), day, *params],
     )
@@ -146,5 +150,21 @@ def lapse_candidates(sql: Any, last_action_by: date) -> list[str]:
     each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
     stages = ", ".join("?" * len(OPEN_STAGES))
     return [r[0] for r in sql.all(
-        f"SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL AND stage IN ({stages}) "
-        "AND last_action <= ?", [*OPEN_STAGES, last_action_by.isoformat()])]
+        f"SELECT t.deal FROM pl_deals t WHERE {held(sql, 't')} AND t.review <> 'denied' AND t.lapsed_on IS NULL "
+        f"AND t.stage IN ({stages}) AND t.last_action <= ?", [*OPEN_STAGES, last_action_by.isoformat()])]
+
+
+def names_and_orders(sql: Any, deals: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Per deal id: (customer name as registered, order number once won or None)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for chunk in sql.chunks(deals):
+        cond, params = sql.in_("t.deal", chunk)
+        out.update((d, (n, o)) for d, n, o in sql.all(
+            f"SELECT t.deal, t.customer_name, t.order_number FROM pl_deals t WHERE {held(sql, 't')} AND {cond}", params))
+    return out
+
+
+def aggregates_of_customer(sql: Any, domain: str) -> list[str]:
+    """The Deal aggregate ids (hex) of the deals registered for a customer domain."""
+    return [r[0] for r in sql.all(
+        f"SELECT t.agg FROM pl_deals t WHERE {held(sql, 't')} AND t.customer_domain = ?", [domain])]

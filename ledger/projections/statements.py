@@ -22,7 +22,7 @@ from typing import Any
 from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
 from ..timeline import business_date, recorded_text
-from .base import Projection, Table, Writer
+from .base import Projection, Table, Writer, held
 
 ZERO = Decimal("0.00")
 KIND_BY_BILLING = {
@@ -76,7 +76,7 @@ ISSUED = Table(
 
 class Statements(Projection):
     name = "statements"
-    version = 4
+    version = 5  # 5: rows keep the positions between which they held
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -88,8 +88,12 @@ class Statements(Projection):
         match e:
             case Partner.RateSet():
                 return [("st_partners", (agg,))]
+            case Subscription.Started():  # known absent, so nothing to close
+                return [("st_charges", (agg, 1))]
             case Subscription.Renewed():
-                return [("st_subscriptions", (agg,))]
+                return [("st_subscriptions", (agg,)), ("st_charges", (agg, e.charge))]
+            case IssuedStatement.Issued():
+                return [("st_issued", (e.partner, e.month))]
             case Subscription.Refunded():
                 return [("st_subscriptions", (agg,)), ("st_charges", (agg, e.charge))]
         return []
@@ -167,6 +171,17 @@ class Cut:
 
     def before(self, position: int) -> Cut:
         return Cut(position if self.position is None else min(self.position, position), self.recorded)
+
+
+def enrolled(sql: Any, partner: str) -> bool:
+    """Whether the partner was enrolled, as the reader's cut knew."""
+    return sql.one(f"SELECT 1 FROM st_partners t WHERE {held(sql, 't')} AND t.partner = ?", [partner]) is not None
+
+
+def line_at(sql: Any, position: int) -> tuple[str, str] | None:
+    """The statement line written at a ledger position, as (partner, subscription id); None if none."""
+    row = sql.one("SELECT partner, subscription FROM st_lines WHERE position = ?", [position])
+    return (row[0], row[1]) if row else None
 
 
 def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
