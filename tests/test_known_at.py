@@ -18,7 +18,7 @@ from ledger.aggregates import NotFound, Refused
 from ledger.service import Ledger
 
 from .conftest import Harness, accept, cmd, deal, program
-from .test_projections import RandomCommands, cancel, fresh, refund, renew, trial, usage, rate  # noqa: F401
+from .test_projections import RandomCommands, cancel, rate, refund, renew, trial, usage
 
 MONTHS = ("2026-01", "2026-02", "2026-03", "2026-04")
 

@@ -10,8 +10,6 @@ Every expected figure is written by hand, with its arithmetic in a comment."""
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -956,42 +954,6 @@ def test_a_projection_whose_version_changed_is_rebuilt_by_catch_up(h: Harness) -
 
 
 # -- random command sequences ----------------------------------------------------------------
-@pytest.fixture
-def fresh(db_url: str, tmp_path: Any) -> Iterator[Any]:
-    """Make a new, empty ledger on the same backend (one per hypothesis example)."""
-    made: list[Harness] = []
-    schemas: list[str] = []
-    base = db_url.split("?", 1)[0]
-
-    def make() -> Harness:
-        if db_url.startswith("sqlite"):
-            url = f"sqlite:///{tmp_path / f'example-{len(made)}.db'}"
-        else:
-            import psycopg
-
-            schema = f"hx_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            schemas.append(schema)
-            url = f"{base}?schema={schema}"
-        harness = Harness(url)
-        made.append(harness)
-        return harness
-
-    yield make
-    for harness in made:
-        try:
-            harness.close()
-        except Exception:  # noqa: BLE001 - closed already by the example
-            pass
-    if schemas:
-        import psycopg
-
-        with psycopg.connect(base, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 DOMAINS = ("c0.fi", "c1.fi", "c2.fi", "c3.fi")
 PARTNERS = ("acme", "beta")
 BILLINGS = ("credit-card", "invoice", "partner")
