@@ -11,7 +11,6 @@ from uuid import uuid4
 
 from . import authority, chain
 from .aggregates import Deal, NotFound, Refused, aggregate_id
-from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
@@ -20,7 +19,7 @@ from .projections import Runner, all_projections, attention, overview, pipeline,
 from .projections.base import Known, Reader
 from .projections.runner import known_position
 from .settings import Time
-from .timeline import business_date, shift
+from .timeline import business_date
 
 class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None,
@@ -95,7 +94,7 @@ class Ledger:
         """Record protections that lapsed and trials that expired by `on`."""
         sql = self.reader()
         day = on.isoformat()
-        deals = pipeline.lapse_candidates(sql, shift(on, -PROTECTION_DAYS))
+        deals = pipeline.lapse_candidates(sql, on)
         trials = overview.expiry_candidates(sql, on)
         return self.command({
             "id": command_id or f"sweep-{uuid4().hex}", "type": "sweep", "on": day,

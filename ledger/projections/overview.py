@@ -16,6 +16,7 @@ from typing import Any
 from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
+from ..aggregates.trial import trial_end as trial_window_end
 from ..timeline import business_date, shift
 from .base import LIVE, Projection, Table, Writer, held, iso, known
 
@@ -136,7 +137,7 @@ class Overview(Projection):
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
                     "customer_name": e.customer_name, "started_on": day, "days": e.days,
-                    "ends_on": iso(business_date(e.at) + timedelta(days=e.days)),
+                    "ends_on": iso(trial_window_end(business_date(e.at), e.days)),
                 })
                 # A customer first seen through usage or a subscription has its
                 # domain as name; the trial brings the company's name.
@@ -146,7 +147,7 @@ class Overview(Projection):
                     w["ov_customers"].update(key, name=e.customer_name)
             case Trial.Extended():
                 t = w["ov_trials"].get(agg)
-                end = iso(date.fromisoformat(t["started_on"]) + timedelta(days=e.days))
+                end = iso(trial_window_end(date.fromisoformat(t["started_on"]), e.days))
                 w["ov_trials"].update(agg, extended_on=day, extended_ends_on=end, ends_on=end)
             case Trial.Converted():
                 w["ov_trials"].update(agg, converted_on=day)
@@ -207,7 +208,7 @@ def trial_end(t: dict[str, Any], day: str) -> str:
         return t["ends_on"]
     if t["extended_on"] <= day:
         return t["extended_ends_on"]
-    return iso(date.fromisoformat(t["started_on"]) + timedelta(days=t["days"]))
+    return iso(trial_window_end(date.fromisoformat(t["started_on"]), t["days"]))
 
 
 def expiry_candidates(sql: Any, day: date) -> list[str]:

@@ -8,11 +8,11 @@ actions that renew protection are kept beside them."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from ..aggregates import Deal
-from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS, STAGES
+from ..aggregates.deal import OPEN_STAGES, STAGES, last_protected_action, protection_end
 from ..timeline import business_date
 from .base import Projection, Table, Writer, held
 
@@ -94,9 +94,8 @@ def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
     review = r["review"] if reviewed else "pending"
     lapsed = r["lapsed_on"] if r["lapsed_on"] and r["lapsed_on"] <= day else None
     closed = r["closed_on"] if stage.startswith("closed") else None
-    until = None
-    if review != "denied" and not closed and not lapsed:
-        until = (date.fromisoformat(r["acted"]) + timedelta(days=PROTECTION_DAYS)).isoformat()
+    end = protection_end(review, stage, lapsed is not None, date.fromisoformat(r["acted"]))
+    until = end.isoformat() if end else None
     return {
         "deal": r["deal"], "partner": r["partner"], "customer_domain": r["customer_domain"],
         "customer": r["customer_name"], "stage": stage, "review": review,
@@ -144,10 +143,11 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def lapse_candidates(sql: Any, last_action_by: date) -> list[str]:
-    """Deals whose protection may have lapsed: open, not denied, not yet
-    lapsed, no action after `last_action_by`. Only narrows: the sweep asks
-    each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
+def lapse_candidates(sql: Any, on: date) -> list[str]:
+    """Deals whose protection may have lapsed by `on`: open, not denied, not
+    yet lapsed, no action after deal.last_protected_action(on). Only narrows:
+    the sweep asks each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
+    last_action_by = last_protected_action(on)
     stages = ", ".join("?" * len(OPEN_STAGES))
     return [r[0] for r in sql.all(
         f"SELECT t.deal FROM pl_deals t WHERE {held(sql, 't')} AND t.review <> 'denied' AND t.lapsed_on IS NULL "
