@@ -17,7 +17,6 @@ from .commands.models import Command, Malformed, build, parse_line
 from .db import Database
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 from .projections.base import Known, Reader
-from .projections.runner import known_position
 from .settings import Time
 from .timeline import business_date
 
@@ -121,17 +120,18 @@ class Ledger:
     # -- reading --------------------------------------------------------------
     def reader(self, known_at: datetime | None = None) -> Reader:
         """The read models to answer from, caught up: their current rows, or
-        with `known_at` the row versions that held at the last position
-        recorded by then (runner.known_position): a filter on the same
-        tables, never a replay. A catch-up that has to rebuild a read model
-        (its projection's version changed) reports to `replay_progress`."""
+        with `known_at` the row versions that held at that recorded time
+        (base.Known): a filter on the same tables, never a replay. A catch-up
+        that has to rebuild a read model (its projection's version changed)
+        reports to `replay_progress`."""
         if known_at is None:
             self.runner.catch_up()
             return Reader(self.sql)
         self.runner.catch_up(self.replay_progress)
-        return Reader(self.sql, Known(known_position(self.app, known_at)))
+        return Reader(self.sql, Known.at(known_at))
 
-    def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def overview(self, partner: str | None, filter: str | None, as_of: date,
+                 known_at: datetime | None = None) -> list[overview.CustomerRow]:
         partner, sql = self._scoped(partner, known_at)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
@@ -141,7 +141,7 @@ class Ledger:
             count[f["domain"]] = count.get(f["domain"], 0) + 1
         out = []
         for r in rows:
-            row = {
+            row: overview.CustomerRow = {
                 "customer": r["customer"], "domain": r["domain"], "partner": r["partner"], "status": r["status"],
                 "framework": r["framework"], "progress": r["progress"], "users": r["users"],
                 "activities_90d": r["activities_90d"], "attention": count.get(r["domain"], 0),
@@ -153,22 +153,22 @@ class Ledger:
             out.append(row)
         return out
 
-    def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[attention.Item]:
         partner, sql = self._scoped(partner, known_at)
         return attention.items(sql, as_of, partner)
 
     def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
-              known_at: datetime | None = None) -> list[dict[str, Any]]:
+              known_at: datetime | None = None) -> list[pipeline.DealRow]:
         partner, sql = self._scoped(partner, known_at)
         return pipeline.deals(sql, as_of, partner, stage, review)
 
     def subscriptions(self, partner: str | None, status: str | None, as_of: date,
-                      known_at: datetime | None = None) -> list[dict[str, Any]]:
+                      known_at: datetime | None = None) -> list[overview.SubscriptionRow]:
         """Subscriptions as of a day (see overview.subscriptions); a partner sees its own."""
         partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
 
-    def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
+    def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> pipeline.DealCard:
         """The deal card as of a day (and, with `known_at`, as the ledger knew
         it at that recorded time): the pipeline's row (stage, review,
         protection), the contact from the registration, the notes (day, actor,
@@ -203,7 +203,7 @@ class Ledger:
         }
 
     def statement(self, partner: str | None, month: str, known_at: datetime | None = None,
-                  as_of: date | None = None) -> dict[str, Any]:
+                  as_of: date | None = None) -> statements.Statement:
         """A partner's statement (see statements.statement), each line with the
         customer's name, and the deal's order number where the subscription
         has none. Raises Refused for an unknown partner or another partner's."""
@@ -227,7 +227,7 @@ class Ledger:
         return partner, sql
 
 
-def _describe_lines(sql: Reader, lines: list[dict[str, Any]]) -> None:
+def _describe_lines(sql: Reader, lines: list[statements.Line]) -> None:
     """Add `customer` (the deal's customer name, else the customer's record)
     to statement lines, and the won deal's order number where the line has none."""
     by_deal = pipeline.names_and_orders(sql, sorted({line["deal"] for line in lines if line["deal"]}))

@@ -756,7 +756,7 @@ def snapshot(h: Harness, names: tuple[str, ...] | None = None) -> dict[str, list
         if names is not None and p.name not in names:
             continue
         for t in p.tables:
-            versions = ("valid_from", "valid_to") if t.versioned else ()
+            versions = ("valid_from", "valid_to", "recorded_from", "recorded_to") if t.versioned else ()
             cols = ", ".join([*t.columns, *versions])
             out[t.name] = [tuple(r) for r in h.ledger.sql.all(
                 f"SELECT {cols} FROM {t.name} ORDER BY {', '.join([*t.key, *versions[:1]])}")]

@@ -4,11 +4,16 @@ rows and the projection's position in the same transaction.
 
 Rows are bitemporal: a table keeps every version of a row with the ledger
 positions between which it held, `valid_from` (the event that wrote it) and
-`valid_to` (the event that replaced it; NULL while it is current). A change
-closes the current version and inserts the next, so the read models answer
-"as the ledger knew it at position P" by filtering (`Known`), never by
-replaying the log into a scratch database: the cost of a known-at query is
-the cost of the same query live, plus the versions it skips.
+`valid_to` (the event that replaced it; NULL while it is current), and those
+events' recorded times, `recorded_from` and `recorded_to`. A change closes
+the current version and inserts the next, so the read models answer "as the
+ledger knew it at recorded time T" by filtering (`Known`), never by replaying
+the log into a scratch database: the cost of a known-at query is the cost of
+the same query live, plus the versions it skips. The recorded times are kept
+beside the positions so the cut is one condition on the rows themselves (no
+search of the log for the position recorded by T: on PostgreSQL that search
+alone cost more than the query), and counts exactly the events recorded by
+T, as statements (which keep each line's recorded time) always have.
 
 Why versions rather than checkpoints of the read models to replay from: a
 checkpoint still replays up to a checkpoint interval of events per query
@@ -21,11 +26,15 @@ queries never read them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.utils import get_topic
+
+from ..timeline import recorded_text
 
 _MISSING = object()
 
@@ -51,7 +60,7 @@ class Table:
         if self.current_only:
             return [f"CREATE TABLE IF NOT EXISTS {physical} ({cols}, PRIMARY KEY ({', '.join(self.key)}))"]
         return [f"CREATE TABLE IF NOT EXISTS {physical} ({cols}, valid_from BIGINT NOT NULL, valid_to BIGINT, "
-                f"PRIMARY KEY ({', '.join(self.key)}, valid_from))"]
+                f"recorded_from TEXT NOT NULL, recorded_to TEXT, PRIMARY KEY ({', '.join(self.key)}, valid_from))"]
 
     def index_sql(self, physical: str) -> list[str]:
         # valid_to last: a live query (valid_to IS NULL) reads only current versions from the index.
@@ -62,20 +71,33 @@ class Table:
         ]
 
 
+_RECORDED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
+
+
 @dataclass(frozen=True)
 class Known:
-    """What the read models knew: every row version that held at ledger
-    position `position` (None: the current versions, what a live query reads)."""
+    """What the read models knew: every row version that held at recorded
+    time `recorded` (timeline.recorded_text), that is, written by an event
+    recorded by then and not replaced by one recorded by then. None: the
+    current versions, what a live query reads."""
 
-    position: int | None = None
+    recorded: str | None = None
+
+    @classmethod
+    def at(cls, known_at: datetime | None) -> Known:
+        """The cut for a `--known-at` instant (None: live)."""
+        return cls(None if known_at is None else recorded_text(known_at))
 
     def rows(self, alias: str) -> str:
         """The SQL condition (no parameters) that keeps, of a versioned table
         under `alias`, the versions that held at this cut."""
-        if self.position is None:
+        if self.recorded is None:
             return f"{alias}.valid_to IS NULL"
-        p = int(self.position)  # an int, inlined: the planner sees a constant
-        return f"({alias}.valid_from <= {p} AND ({alias}.valid_to IS NULL OR {alias}.valid_to > {p}))"
+        # Inlined (checked to be a recorded time, nothing else): the planner sees a constant.
+        if not _RECORDED.fullmatch(self.recorded):
+            raise ValueError(f"not a recorded time: {self.recorded!r}")
+        t = f"'{self.recorded}'"
+        return f"({alias}.recorded_from <= {t} AND ({alias}.recorded_to IS NULL OR {alias}.recorded_to > {t}))"
 
 
 LIVE = Known()
@@ -117,11 +139,12 @@ class Rows:
         self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self._cols = list(table.columns)
         self._select, self._insert, self._close = _statements(table, physical)
-        # The versions written by this batch: [values, valid_from, valid_to]; per key, its current one.
+        # The versions written by this batch: [values, valid_from, valid_to, recorded_from, recorded_to];
+        # per key, its current one.
         self.versions: list[list[Any]] = []
         self.slot: dict[tuple[Any, ...], int] = {}
-        # Keys whose stored current version the batch replaces, with the position that replaced it.
-        self.closes: dict[tuple[Any, ...], int] = {}
+        # Keys whose stored current version the batch replaces, with the position and recorded time that replaced it.
+        self.closes: dict[tuple[Any, ...], tuple[int, str]] = {}
         self.dirty: set[tuple[Any, ...]] = set()  # current_only tables: keys to upsert
 
     def queries(self, keys: Iterable[tuple[Any, ...]]) -> list[tuple[str, list[Any], list[tuple[Any, ...]]]]:
@@ -196,7 +219,8 @@ class Rows:
         if not self.table.versioned:
             self.dirty.add(key)
             return
-        position = self.writer.position
+        w = self.writer
+        position = w.position
         values = tuple(row[c] for c in self._cols)
         i = self.slot.get(key)
         if i is not None:
@@ -204,18 +228,18 @@ class Rows:
             if version[1] == position:  # the same event again: amend its version
                 version[0] = values
                 return
-            version[2] = position  # replaced within the batch: closed before it is written
+            version[2], version[4] = position, w.recorded  # replaced within the batch: closed before it is written
         elif stored and not self.table.append_only:
-            self.closes[key] = position  # closed at flush
+            self.closes[key] = (position, w.recorded)  # closed at flush
         self.slot[key] = len(self.versions)
-        self.versions.append([values, position, None])
+        self.versions.append([values, position, None, w.recorded, None])
 
     def flush(self) -> None:
         if self.closes:
             # Before the inserts: the close finds the stored current version only.
-            self.sql.executemany(self._close, [(p, *k) for k, p in self.closes.items()])
+            self.sql.executemany(self._close, [(p, r, *k) for k, (p, r) in self.closes.items()])
         if self.versions:
-            self.sql.executemany(self._insert, [(*v, f, t) for v, f, t in self.versions])
+            self.sql.executemany(self._insert, [(*v, f, t, rf, rt) for v, f, t, rf, rt in self.versions])
         if self.dirty:
             live = [self.cache[k] for k in self.dirty]
             self.sql.executemany(self._insert, [tuple(r[c] for c in self._cols) for r in live if r is not None])
@@ -246,18 +270,21 @@ def _build_statements(table: Table, physical: str) -> tuple[str, str, str]:
         return (f"SELECT {', '.join(cols)} FROM {physical} WHERE {by_key}",
                 f"INSERT INTO {physical} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}", "")
     return (f"SELECT {', '.join(cols)} FROM {physical} WHERE {by_key} AND valid_to IS NULL",
-            f"INSERT INTO {physical} ({', '.join(cols)}, valid_from, valid_to) VALUES ({', '.join('?' * (len(cols) + 2))})",
-            f"UPDATE {physical} SET valid_to = ? WHERE {by_key} AND valid_to IS NULL")
+            f"INSERT INTO {physical} ({', '.join(cols)}, valid_from, valid_to, recorded_from, recorded_to) "
+            f"VALUES ({', '.join('?' * (len(cols) + 4))})",
+            f"UPDATE {physical} SET valid_to = ?, recorded_to = ? WHERE {by_key} AND valid_to IS NULL")
 
 
 @dataclass
 class Writer:
     """What a projection writes into during one batch: its tables by name,
-    and the position of the event being applied (each version's valid_from)."""
+    and the position and recorded time (timeline.recorded_text) of the event
+    being applied: the valid_from and recorded_from of the versions it writes."""
 
     sql: Any
     tables: dict[str, Rows] = field(default_factory=dict)
     position: int = 0
+    recorded: str = ""
 
     def __getitem__(self, name: str) -> Rows:
         return self.tables[name]

@@ -11,7 +11,7 @@ import json
 from datetime import date, timedelta
 from decimal import Decimal
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
@@ -80,7 +80,7 @@ ACTIVITY_WINDOW_DAYS = 90
 
 class Overview(Projection):
     name = "overview"
-    version = 5  # 5: rows keep the positions between which they held
+    version = 6  # 6: rows keep the positions and recorded times between which they held
     tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE, LATEST)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
@@ -172,6 +172,40 @@ class Overview(Projection):
 
 
 # -- queries -----------------------------------------------------------------
+class CustomerRow(TypedDict):
+    """An overview row (Ledger.overview): a customer as it stood on a day."""
+
+    customer: str
+    domain: str
+    partner: str | None
+    status: str            # trial, active, closed, cancelled or prospect
+    framework: str | None
+    progress: int | None
+    users: int | None
+    activities_90d: int
+    attention: int         # attention items of the customer on the day
+
+
+class SubscriptionRow(TypedDict):
+    """A subscription as it stood on a day (subscriptions). Dates are ISO
+    `YYYY-MM-DD` business dates; `amount` the plan's price in the currency's
+    minor units."""
+
+    subscription: str
+    partner: str | None
+    deal: str | None
+    customer_domain: str
+    plan: str
+    amount: Decimal
+    currency: str
+    period: str            # monthly or yearly
+    billing: str
+    status: str            # active or cancelled
+    current_period_start: str | None
+    current_period_end: str | None
+    next_renewal: str | None
+
+
 def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
     """Rows of `table` (alias t) matching `where`, as the reader's cut knew them."""
     cols = list(table.columns)
@@ -364,7 +398,7 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
 
 
 def subscriptions(sql: Any, as_of: date, partner: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+                  status: str | None = None) -> list[SubscriptionRow]:
     """Subscriptions started by `as_of`, as they stood then: status `active`
     or `cancelled`, the billing period of the latest charge by then
     (current_period_start/end, ISO dates) and, while active, next_renewal (the
@@ -382,7 +416,7 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
                 f"SELECT c.agg, c.charge, c.day, c.period_end FROM ov_charges c WHERE {held(sql, 'c')} AND c.{cond} "
                 "AND c.day <= ?", [*cparams, day]):
             periods.setdefault(agg, []).append((int(charge), charged, end))
-    out = []
+    out: list[SubscriptionRow] = []
     for r in rows:
         active = subscription_active(r, day)
         if status is not None and status != ("active" if active else "cancelled"):

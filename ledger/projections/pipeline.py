@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from ..aggregates import Deal
 from ..aggregates.deal import OPEN_STAGES, STAGES, last_protected_action, protection_end
@@ -34,7 +34,7 @@ ACTIONS = Table("pl_actions", key=("agg", "day"), columns={"agg": "TEXT", "day":
 
 class Pipeline(Projection):
     name = "pipeline"
-    version = 3  # 3: rows keep the positions between which they held
+    version = 4  # 4: rows keep the positions and recorded times between which they held
     tables = (DEALS, ACTIONS)
     handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
                Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
@@ -80,7 +80,47 @@ class Pipeline(Projection):
                 deals.update(agg, lapsed_on=e.lapsed_on.isoformat())
 
 
-def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
+class DealRow(TypedDict):
+    """A deal as it stood on a day. Dates are ISO `YYYY-MM-DD` business dates
+    (the JSON and CSV outputs print them as they are); None where not reached."""
+
+    deal: str
+    partner: str
+    customer_domain: str
+    customer: str
+    stage: str             # one of deal.STAGES
+    review: str            # pending, accepted or denied
+    deny_reason: str | None
+    registered_on: str
+    last_action: str       # the last action (registration, stage move, note) by the day
+    protected_until: str | None  # deal.protection_end: the first day it no longer protects
+    protected: bool
+    lapsed_on: str | None
+    closed_on: str | None
+    billing: str | None    # once won
+
+
+class DealCard(TypedDict):
+    """The deal card (Ledger.deal_card): the deal's row, its contact, notes
+    (day, actor, text) and history (audit.render of each event)."""
+
+    deal: str
+    partner: str
+    customer: str
+    contact_name: str
+    customer_email: str
+    customer_domain: str
+    stage: str
+    review: str
+    deny_reason: str | None
+    protected_until: str | None
+    billing: str | None
+    order_number: str | None
+    notes: list[dict[str, str]]
+    history: list[dict[str, Any]]
+
+
+def on_day(r: dict[str, Any], day: str) -> DealRow:
     """A deal row as it stood on `day`; `r["acted"]` is its last action day by then."""
     if r["closed_on"] and r["closed_on"] <= day:
         stage = r["stage"]
@@ -108,7 +148,7 @@ def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
 
 
 def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
-              flags: dict[str, tuple[str, tuple[Any, ...]]] | None = None) -> list[dict[str, Any]]:
+              flags: dict[str, tuple[str, tuple[Any, ...]]] | None = None) -> list[DealRow]:
     """Deals registered by `day` (plus a condition on alias t), as they stood
     then. `flags` names conditions (on alias t) to compute per deal, as 0/1."""
     cols = list(DEALS.columns)
@@ -122,18 +162,18 @@ def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
         [day, *(p for _, ps in flags.values() for p in ps), day, *params],
     )
     n = len(cols)
-    return [on_day(dict(zip(cols, r)) | {"acted": r[n]}, day) | dict(zip(flags, r[n + 1:])) for r in rows]
+    return [on_day(dict(zip(cols, r)) | {"acted": r[n]}, day) | dict(zip(flags, r[n + 1:])) for r in rows]  # type: ignore[misc]
 
 
 def deals(
     sql: Any, as_of: date, partner: str | None = None, stage: str | None = None,
     review: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DealRow]:
     rows = deal_rows(sql, as_of.isoformat(), "t.partner = ?" if partner else "", (partner,) if partner else ())
     return [r for r in rows if (stage is None or r["stage"] == stage) and (review is None or r["review"] == review)]
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(rows: list[DealRow]) -> dict[str, Any]:
     """Deals by stage and review status (the pipeline's shape)."""
     by = Counter((r["stage"], r["review"]) for r in rows)
     return {

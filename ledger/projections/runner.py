@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+
 from typing import Any
 
 from .. import timeline
+from ..timeline import recorded_text
 from ..persistence import CREATE_LOCK
 from .base import Projection, preload
 
@@ -270,7 +271,8 @@ class Runner:
         for p, name, _ in busy:  # each in log order; the targets' tables are independent
             w = writers[name]
             for event, n in mine[name]:
-                w.position = n.id  # the valid_from of the versions this event writes
+                # Where the versions this event writes begin (base.Rows).
+                w.position, w.recorded = n.id, recorded_text(event.timestamp)
                 p.apply(w, event, n)
         for writer in writers.values():
             writer.flush()
@@ -327,27 +329,3 @@ class Runner:
         self._analyze_if_grown(live, 0, force=True)
         return True
 
-
-def known_position(app: Any, known_at: datetime) -> int:
-    """The ledger position as known at recorded time `known_at`: the last
-    position whose event was recorded at or before it (0: nothing yet). The
-    one cut every known-at query answers for (`base.Known`).
-
-    Recorded times follow the order of positions (ledger.clock: the ledger's
-    clock never runs backwards), so the events known then are a prefix of the
-    log and a binary search over it finds its end: about log2(head) point
-    reads of one event each, whatever the ledger's size."""
-    decode = app.mapper.to_domain_event
-    lo, hi = 0, app.head()  # the answer lies in [lo, hi]: known-by-then at lo, unknown after hi
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        found = app.recorder.select_notifications(mid, 1, stop=hi)
-        if not found:  # a gap in the positions up to hi: nothing recorded in (mid, hi]
-            hi = mid - 1
-            continue
-        n = found[0]
-        if decode(n).timestamp <= known_at:
-            lo = n.id
-        else:
-            hi = mid - 1
-    return lo

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
@@ -76,7 +76,7 @@ ISSUED = Table(
 
 class Statements(Projection):
     name = "statements"
-    version = 5  # 5: rows keep the positions between which they held
+    version = 6  # 6: rows keep the positions and recorded times between which they held
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -192,7 +192,46 @@ def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
     return [(d, Decimal(r)) for d, _, r in sorted((d, int(p), r) for d, p, r in rows)]
 
 
-def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, Any]:
+class Line(TypedDict):
+    """A statement line: money as Decimal in the currency's minor units, `day`
+    an ISO business date, `adjustment` the month of a late line (else None).
+    Ledger.statement adds `customer` and fills `order_number`."""
+
+    day: str
+    entry: str             # charge or refund
+    subscription: str
+    charge: int
+    customer_domain: str
+    plan: str
+    billing: str
+    amount: Decimal
+    currency: str
+    rate: Decimal
+    commission: Decimal
+    kind: str              # KIND_BY_BILLING
+    vendor_share: Decimal
+    partner_share: Decimal
+    payable_to_partner: Decimal
+    invoice_to_partner: Decimal
+    adjustment: str | None
+    position: int
+    deal: str | None
+    order_number: str | None
+    customer: NotRequired[str]
+
+
+class Statement(TypedDict):
+    """A month's statement of one partner (statement)."""
+
+    partner: str
+    month: str             # YYYY-MM
+    lines: list[Line]
+    totals: dict[str, dict[str, Decimal]]  # per currency, per TOTAL_KEYS
+    fingerprint: str       # SHA-256 of canonical()
+    issued: NotRequired[dict[str, Any]]    # once issued: position, fingerprint, recorded
+
+
+def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
     rate = money.rate_in_force(rates, row["rate_day"])
@@ -220,7 +259,7 @@ def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, A
 TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
 
 
-def totals(lines: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+def totals(lines: list[Line]) -> dict[str, dict[str, Decimal]]:
     out: dict[str, dict[str, Decimal]] = defaultdict(lambda: {k: ZERO for k in TOTAL_KEYS})
     for line in lines:
         t = out[line["currency"]]
@@ -237,7 +276,7 @@ def issued_months(sql: Any, partner: str, cut: Cut = Cut()) -> dict[str, dict[st
             for m, p, f, r, ep in rows}
 
 
-def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date | None = None) -> dict[str, Any]:
+def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date | None = None) -> Statement:
     """The statement of a month as known at `cut`, with the lines dated up to
     `as_of` (default: the whole month). An issued month shows what it showed
     when issued; lines that arrived after a month was issued land in the
@@ -273,7 +312,7 @@ def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date 
     mine.sort(key=lambda r: (r["adjustment"], r["day"], r["position"]))
     rates = _rates(sql, partner, cut)
     lines = [priced(r, rates) for r in mine]
-    out = {"partner": partner, "month": month, "lines": lines, "totals": totals(lines)}
+    out: Statement = {"partner": partner, "month": month, "lines": lines, "totals": totals(lines), "fingerprint": ""}
     out["fingerprint"] = fingerprint(out)
     if frozen is not None:
         out["issued"] = {"position": frozen["position"], "fingerprint": frozen["fingerprint"],
