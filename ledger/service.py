@@ -168,7 +168,7 @@ class Ledger:
         partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
 
-    def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> pipeline.DealCard:
+    def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
         """The deal card as of a day (and, with `known_at`, as the ledger knew
         it at that recorded time): the pipeline's row (stage, review,
         protection), the contact from the registration, the notes (day, actor,

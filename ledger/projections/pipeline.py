@@ -100,26 +100,6 @@ class DealRow(TypedDict):
     billing: str | None    # once won
 
 
-class DealCard(TypedDict):
-    """The deal card (Ledger.deal_card): the deal's row, its contact, notes
-    (day, actor, text) and history (audit.render of each event)."""
-
-    deal: str
-    partner: str
-    customer: str
-    contact_name: str
-    customer_email: str
-    customer_domain: str
-    stage: str
-    review: str
-    deny_reason: str | None
-    protected_until: str | None
-    billing: str | None
-    order_number: str | None
-    notes: list[dict[str, str]]
-    history: list[dict[str, Any]]
-
-
 def on_day(r: dict[str, Any], day: str) -> DealRow:
     """A deal row as it stood on `day`; `r["acted"]` is its last action day by then."""
     if r["closed_on"] and r["closed_on"] <= day:
