@@ -43,6 +43,9 @@ def every_query(ledger: Ledger, as_of: date, deals: list[str], known_at: datetim
         "deals acme, trial stage": answer(lambda: ledger.deals("acme", "trial", None, as_of, known_at)),
         "subscriptions": answer(lambda: ledger.subscriptions(None, None, as_of, known_at)),
         "subscriptions beta, active": answer(lambda: ledger.subscriptions("beta", "active", as_of, known_at)),
+        "trials": answer(lambda: ledger.trials(None, as_of, known_at)),
+        "trials acme": answer(lambda: ledger.trials("acme", as_of, known_at)),
+        "partners": answer(lambda: ledger.partners(as_of, known_at)),
     }
     for partner in ("acme", "beta"):
         for month in MONTHS:

@@ -188,7 +188,8 @@ def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
     """The partner's rates as (effective day, rate), by day and, within a day,
     in recorded order (what money.rate_in_force takes)."""
     cond, params = cut.sql()
-    rows = sql.all(f"SELECT effective_on, position, rate FROM st_rates WHERE partner = ?{cond}", [partner, *params])
+    rows = sql.all(f"SELECT effective_on, position, rate FROM st_rates t WHERE {held(sql, 't')} AND partner = ?{cond}",
+                   [partner, *params])
     return [(d, Decimal(r)) for d, _, r in sorted((d, int(p), r) for d, p, r in rows)]
 
 
@@ -229,6 +230,20 @@ class Statement(TypedDict):
     totals: dict[str, dict[str, Decimal]]  # per currency, per TOTAL_KEYS
     fingerprint: str       # SHA-256 of canonical()
     issued: NotRequired[dict[str, Any]]    # once issued: position, fingerprint, recorded
+
+
+def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
+    """Enrolled partners (one, given `partner`) with their commission rate in
+    force on `as_of` (money.rate_in_force) and the day it took effect:
+    [{"partner", "rate": Decimal, "since": ISO date}], by partner id."""
+    names = sorted({p for (p,) in sql.all(f"SELECT t.partner FROM st_partners t WHERE {held(sql, 't')}")}
+                   if partner is None else [partner])
+    day, out = as_of.isoformat(), []
+    for name in names:
+        rates = _rates(sql, name, Cut())
+        since = max((d for d, _ in rates if d <= day), default=rates[0][0] if rates else None)
+        out.append({"partner": name, "rate": money.rate_in_force(rates, day), "since": since})
+    return out
 
 
 def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
