@@ -8,12 +8,11 @@ unit of work → one atomic write of events and outcomes → the read models."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Notification, Recording, Transcoding
+from eventsourcing.persistence import Notification, Recording, Transcoder
 from eventsourcing.utils import Environment, EnvType
 
 from . import authority
@@ -22,22 +21,12 @@ from .clock import Clock
 from .db import Database, Sql, Unavailable, redact
 from .eventlog import EventLog, Seen
 from .executor import BATCH_SIZE, BatchExecutor, Item, Result, likely_aggregates
+from .transcoder import DateAsISO, LedgerTranscoder
 from .unitofwork import AggregateCache, UnitOfWork
 
 __all__ = ["LedgerApp", "Result", "likely_aggregates"]
 
 A = TypeVar("A", bound=LedgerAggregate)
-
-
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
 
 
 class LedgerApp(Application):
@@ -63,9 +52,12 @@ class LedgerApp(Application):
         or POSTGRES_ENABLE_DB_FUNCTIONS could move or change the event store."""
         return Environment(name, dict(env or {}))
 
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON format, read and written with orjson (ledger/transcoder.py)."""
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        return transcoder
 
     # -- the write side's parts, as the rest of the ledger asks for them ------------
     def execute(self, items: Sequence[Item], submitter: authority.Actor,
