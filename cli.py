@@ -8,7 +8,6 @@ traceback."""
 from __future__ import annotations
 
 import gc
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -935,6 +934,8 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     settings.actor = "system"  # the sample submits on behalf of partners and the vendor
     ledger = settings.ledger()
     today = business_today()
+    import json
+
     lines = [json.dumps(c) for c in generate(seed=seed, partners=partners, deals=deal_count, end=today)]
     results = ledger.submit_lines(lines)
     counts: dict[str, int] = {}
@@ -979,6 +980,8 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
 
 
 def _partners_in(lines: Iterable[str]) -> set[str]:
+    import json
+
     out = set()
     for raw in lines:
         actor = json.loads(raw).get("actor") or ""

@@ -4,6 +4,7 @@ rows and the projection's position in the same transaction."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,9 @@ class Rows:
         rows = [self.cache[k] for k in self.dirty]
         live = [r for r in rows if r is not None]
         if live:
-            self.sql.executemany(self._upsert, [tuple(r[c] for c in self._cols) for r in live])
+            values = operator.itemgetter(*self._cols)  # one C call per row (a 1-column table gives no tuple)
+            self.sql.executemany(self._upsert, [values(r) for r in live] if len(self._cols) > 1
+                                 else [(values(r),) for r in live])
         self.dirty.clear()
 
 
