@@ -19,7 +19,7 @@ from . import authority
 from .aggregates.base import LedgerAggregate
 from .clock import Clock
 from .db import Database, Sql, Unavailable, redact
-from .eventlog import EventLog, Seen
+from .eventlog import EventLog, OutcomeLog, Seen
 from .executor import BATCH_SIZE, BatchExecutor, Item, Result, likely_aggregates
 from .transcoder import DateAsISO, LedgerTranscoder
 from .unitofwork import AggregateCache, UnitOfWork
@@ -43,8 +43,9 @@ class LedgerApp(Application):
         except Exception as e:
             raise Unavailable(f"cannot open {db.display}: {redact(str(e)).strip()}") from None
         self.event_log = EventLog(db, reads, self.recorder, self.mapper, self.events)
+        self.outcome_log = OutcomeLog(self.event_log)
         self.cache = AggregateCache(self.event_log, self.events)
-        self.executor = BatchExecutor(self.event_log, self.cache, clock or Clock())
+        self.executor = BatchExecutor(self.event_log, self.outcome_log, self.cache, clock or Clock())
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """Only the settings the ledger gives (Database.eventsourcing_env). The
@@ -80,12 +81,12 @@ class LedgerApp(Application):
         return self.cache.load(agg_id)
 
     def outcomes(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Seen]:
-        """EventLog.outcomes."""
-        return self.event_log.outcomes(keys)
+        """OutcomeLog.outcomes."""
+        return self.outcome_log.outcomes(keys)
 
     def applied_keys(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of these (actor, command id) keys were applied."""
-        return {k for k, (status, _, _) in self.event_log.outcomes(keys).items() if status == "applied"}
+        return {k for k, (status, _, _) in self.outcome_log.outcomes(keys).items() if status == "applied"}
 
     @property
     def events_table(self) -> str:

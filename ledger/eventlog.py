@@ -1,7 +1,8 @@
 """The event log as the ledger reads and writes it below the library's
 repository: one atomic write of a batch's events with its commands' outcomes,
-the head, the events of many aggregates in one query, the outcomes already
-recorded under (actor, id) keys, and a raw restore (audit import). Every SQL
+the head, the events of many aggregates in one query and a raw restore
+(audit import) — EventLog; the outcomes already recorded under (actor, id)
+keys — OutcomeLog. Every SQL
 statement that differs between SQLite and PostgreSQL on the write side lives
 here or in ledger/persistence.py (the recorders).
 
@@ -31,7 +32,6 @@ class EventLog:
         (ledger/persistence.py's recorder, its mapper and event store)."""
         self.db, self.reads = db, reads
         self.recorder, self.mapper, self.events = recorder, mapper, events
-        self._legacy_outcomes: bool | None = None  # whether an earlier version's outcome table exists
 
     # -- writing ----------------------------------------------------------------
     def write(self, events: Sequence[Any], outcomes: Sequence[Outcome]) -> list[Recording]:
@@ -132,7 +132,16 @@ class EventLog:
         return [Notification(id=r[0], originator_id=r[1] if isinstance(r[1], UUID) else UUID(r[1]),
                              originator_version=r[2], topic=r[3], state=bytes(r[4])) for r in rows]
 
-    # -- command outcomes (idempotency) ------------------------------------------
+
+
+class OutcomeLog:
+    """The outcomes recorded under (actor, command id) keys: what makes
+    commands idempotent (ledger/persistence.py writes them with the events)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log, self.reads = log, log.reads
+        self._legacy_outcomes: bool | None = None  # whether an earlier version's outcome table exists
+
     def outcomes(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Seen]:
         """The final outcome of each of these (actor, command id) keys already
         seen, as (status, note or reason, fingerprint): one query per chunk of
@@ -165,7 +174,7 @@ class EventLog:
 
     def _has_legacy_outcomes(self) -> bool:
         if self._legacy_outcomes is None:
-            if self.db.kind == "sqlite":
+            if self.log.db.kind == "sqlite":
                 row = self.reads.one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
                                      [LEGACY_OUTCOMES])
             else:
@@ -182,8 +191,8 @@ class EventLog:
         submitter (identity.submitter_refusal)."""
         records = {}
         applied = {cid for _, cid in keys if rows[cid][0] == "applied"}
-        for n in self.notifications_of([aggregate_id(CommandRecord.KIND, cid) for cid in sorted(applied)]):
-            event = self.mapper.to_domain_event(n)
+        for n in self.log.notifications_of([aggregate_id(CommandRecord.KIND, cid) for cid in sorted(applied)]):
+            event = self.log.mapper.to_domain_event(n)
             if isinstance(event, CommandRecord.Applied):
                 records[event.command_id] = event
         out: dict[tuple[str, str], Seen] = {}

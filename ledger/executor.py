@@ -24,7 +24,7 @@ from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
 from .commands.order import InOrder, customers_of
 from .db import Unavailable
-from .eventlog import EventLog, Seen
+from .eventlog import EventLog, OutcomeLog, Seen
 from .identity import guess_customer_domain
 from .persistence import Outcome
 from .timeline import business_date, check_effective_date
@@ -79,8 +79,8 @@ _KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscri
 
 
 class BatchExecutor:
-    def __init__(self, log: EventLog, cache: AggregateCache, clock: Clock) -> None:
-        self.log, self.cache, self.clock = log, cache, clock
+    def __init__(self, log: EventLog, outcomes: OutcomeLog, cache: AggregateCache, clock: Clock) -> None:
+        self.log, self.outcomes, self.cache, self.clock = log, outcomes, cache, clock
         self.conflicts = 0  # batches re-read and re-applied after losing a race
 
     def execute(self, items: Sequence[Item], submitter: authority.Actor,
@@ -139,7 +139,7 @@ class BatchExecutor:
             except Refused as e:
                 actors.append(e)
         commands = [(a, c) for a, (_, c) in zip(actors, chunk) if isinstance(a, authority.Actor)]
-        seen = self.log.outcomes((str(a), c.id) for a, c in commands)
+        seen = self.outcomes.outcomes((str(a), c.id) for a, c in commands)
         uow.preload(i for a, c in commands if (str(a), c.id) not in seen for i in likely_aggregates(c))
         uow.preload(customers_of(uow.loaded.values()))
         results: list[Result] = []
@@ -156,14 +156,7 @@ class BatchExecutor:
                 # A command has one final outcome: report it, never evaluate again.
                 results.append(_seen(line, cmd, key, seen[key]))
                 continue
-            uow.begin()
-            try:
-                note = self._apply(uow, cmd, actor, submitter.token)
-            except Refused as e:
-                uow.refused()
-                result = Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
-            else:
-                result = Result(line, cmd.id, cmd.type, "applied", note)
+            result = self._decide(uow, line, cmd, actor, submitter.token)
             fingerprint = identity.fingerprint(cmd)
             seen[key] = (result.status, result.message, fingerprint)
             outcomes.append((cmd.id, key[0], fingerprint, result.status, result.message))
@@ -178,6 +171,16 @@ class BatchExecutor:
         if recordings and saved:
             saved(recordings)
         return results
+
+    def _decide(self, uow: UnitOfWork, line: int, cmd: Command, actor: authority.Actor, token: str | None) -> Result:
+        """Apply one new command on the batch's unit of work: applied, or refused (nothing left behind)."""
+        uow.begin()
+        try:
+            note = self._apply(uow, cmd, actor, token)
+        except Refused as e:
+            uow.refused()
+            return Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
+        return Result(line, cmd.id, cmd.type, "applied", note)
 
     def _apply(self, uow: UnitOfWork, cmd: Command, actor: authority.Actor, token: str | None) -> str | None:
         """Run one command as `actor`; `token` names the API token it came through (recorded on its events)."""
