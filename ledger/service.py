@@ -166,6 +166,17 @@ class Ledger:
         partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
 
+    def trials(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Trials as of a day (see overview.trials); a partner sees its own."""
+        partner, sql = self._scoped(partner, known_at)
+        return overview.trials(sql, as_of, partner)
+
+    def partners(self, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+        """Partners with the commission rate in force on `as_of` (see
+        statements.partner_rates); a partner sees only itself."""
+        partner, sql = self._scoped(None, known_at)
+        return statements.partner_rates(sql, as_of, partner)
+
     def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
         """The deal card as of a day (and, with `known_at`, as the ledger knew
         it at that recorded time): the pipeline's row (stage, review,

@@ -70,7 +70,13 @@ def authenticate(ledger: Ledger, secret: str | None) -> authority.Actor:
         raise Unauthorized("no token: send Authorization: Bearer <token>")
     if len(secret) > MAX_TOKEN_CHARS or not secret.isascii():
         raise Unauthorized("unknown or revoked token")
-    wanted = digest(secret)
+    return authenticate_digest(ledger, digest(secret))
+
+
+def authenticate_digest(ledger: Ledger, wanted: str) -> authority.Actor:
+    """`authenticate` for a secret already digested (`digest`): what a portal
+    session keeps, so the cookie never carries the secret and a revoked token
+    ends its sessions at the next request. Raises Unauthorized."""
     name = projection.name_of(ledger.sql, wanted)
     if name is None:
         ledger.runner.catch_up()  # issued by another process whose read-model write is pending

@@ -120,6 +120,9 @@ def create_app(url: str | None = None) -> FastAPI:
         await run_in_threadpool(ping)
         return answer({"status": "ok"})
 
+    from ..portal.routes import install as install_portal
+
+    install_portal(app, service)  # the partner portal's HTML pages at `/`
     install_errors(app)
     _install_openapi(app)
     app.middleware("http")(access_log)

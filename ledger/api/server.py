@@ -70,6 +70,9 @@ def serve(url: str | None, host: str, port: int, workers: int) -> None:
         raise ValueError("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
     Ledger(db.url).close()  # fails now, with exit 3, if the database does not answer (and creates it)
     os.environ["LEDGER_DATABASE_URL"] = db.url  # the workers' factory reads it
+    from ..portal.session import session_secret
+
+    session_secret()  # drawn once here when not set, so every worker signs sessions alike
     uvicorn.run("ledger.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_config=LOG_CONFIG, access_log=False, server_header=False,
                 timeout_graceful_shutdown=GRACE_SECONDS)

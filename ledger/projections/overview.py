@@ -354,6 +354,24 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
     return out
 
 
+def trials(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
+    """Trials started by `as_of`, as they stood then: trial, partner,
+    customer_name, domain, started_on, ends_on (ISO dates: the first day it no
+    longer runs, `trial_end`), extended (bool), running (bool, `trial_runs`).
+    Newest first."""
+    day = as_of.isoformat()
+    where, params = "t.started_on <= ?", [day]
+    if partner is not None:
+        where, params = "t.partner = ? AND " + where, [partner, *params]
+    out = [{
+        "trial": t["trial"], "partner": t["partner"], "customer_name": t["customer_name"], "domain": t["domain"],
+        "started_on": t["started_on"], "ends_on": trial_end(t, day),
+        "extended": bool(t["extended_on"] and t["extended_on"] <= day), "running": trial_runs(t, day),
+    } for t in select_rows(sql, TRIALS, where, params)]
+    out.sort(key=lambda x: (x["started_on"], x["trial"]), reverse=True)
+    return out
+
+
 def subscriptions(sql: Any, as_of: date, partner: str | None = None,
                   status: str | None = None) -> list[dict[str, Any]]:
     """Subscriptions started by `as_of`, as they stood then: status `active`

@@ -177,6 +177,19 @@ def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
     return [(d, Decimal(r)) for d, _, r in sorted((d, int(p), r) for d, p, r in rows)]
 
 
+def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
+    """Enrolled partners (one, given `partner`) with their commission rate in
+    force on `as_of` (money.rate_in_force) and the day it took effect:
+    [{"partner", "rate": Decimal, "since": ISO date}], by partner id."""
+    names = sorted({p for (p,) in sql.all("SELECT partner FROM st_partners")} if partner is None else [partner])
+    day, out = as_of.isoformat(), []
+    for name in names:
+        rates = _rates(sql, name, Cut())
+        since = max((d for d, _ in rates if d <= day), default=rates[0][0] if rates else None)
+        out.append({"partner": name, "rate": money.rate_in_force(rates, day), "since": since})
+    return out
+
+
 def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, Any]:
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
