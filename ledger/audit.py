@@ -19,7 +19,7 @@ from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subsc
 from .commands.models import Command, IssueStatement
 from .db import Database
 from .identity import host_name, registrable_domain
-from .projections import Runner, Statements, attention, statements
+from .projections import Runner, Statements, attention, overview, pipeline, statements
 from .chain import GENESIS, LINKS, link, select_head
 from .projections.overview import ACTIVITY_WINDOW_DAYS
 from .service import Ledger
@@ -154,13 +154,11 @@ class Audit:
         sql = self.ledger.reader()
         domain = self._customer_key(domain)
         aggs = [aggregate_id(Customer.KIND, domain)]
-        for table in ("ov_trials", "ov_subscriptions"):
-            aggs += [UUID(r[0]) for r in sql.all(f"SELECT agg FROM {table} WHERE domain = ?", [domain])]
-        aggs += [UUID(r[0]) for r in sql.all("SELECT agg FROM pl_deals WHERE customer_domain = ?", [domain])]
+        aggs += [UUID(a) for a in overview.aggregates_of_customer(sql, domain)]
+        aggs += [UUID(a) for a in pipeline.aggregates_of_customer(sql, domain)]
         since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
-        days = sql.all("SELECT day FROM ov_usage WHERE domain = ? AND day <= ? ORDER BY day", [domain, as_of.isoformat()])
-        latest = days[-1:] if days else []
-        for (day,) in [d for d in days if d[0] > since] + latest:
+        days = overview.usage_days(sql, domain, as_of)
+        for day in [d for d in days if d > since] + days[-1:]:
             aggs.append(aggregate_id(UsageDay.KIND, f"{domain}/{day}"))
         return self._render(self.app.notifications_of(dict.fromkeys(aggs)))
 
@@ -199,7 +197,7 @@ class Audit:
     def explain_line(self, position: int) -> list[dict[str, Any]]:
         """The events behind a statement line: the charge or refund, the
         subscription's terms, and the partner's rate events."""
-        row = self.ledger.reader().one("SELECT partner, subscription FROM st_lines WHERE position = ?", [position])
+        row = statements.line_at(self.ledger.reader(), position)
         if row is None:
             raise Refused(f"no statement line at position {position}")
         partner, subscription = row

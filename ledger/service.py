@@ -11,14 +11,14 @@ from uuid import uuid4
 
 from . import authority, chain
 from .aggregates import Deal, NotFound, Refused, aggregate_id
-from .aggregates.deal import PROTECTION_DAYS
 from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
-from .db import Database, Sql
+from .db import Database
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
+from .projections.base import Known, Reader
 from .settings import Time
-from .timeline import business_date, shift
+from .timeline import business_date
 
 class Ledger:
     def __init__(self, url: str | None = None, actor: str = "vendor:manager", clock: Clock | None = None,
@@ -93,7 +93,7 @@ class Ledger:
         """Record protections that lapsed and trials that expired by `on`."""
         sql = self.reader()
         day = on.isoformat()
-        deals = pipeline.lapse_candidates(sql, shift(on, -PROTECTION_DAYS))
+        deals = pipeline.lapse_candidates(sql, on)
         trials = overview.expiry_candidates(sql, on)
         return self.command({
             "id": command_id or f"sweep-{uuid4().hex}", "type": "sweep", "on": day,
@@ -118,18 +118,20 @@ class Ledger:
         return names
 
     # -- reading --------------------------------------------------------------
-    def reader(self, known_at: datetime | None = None) -> Sql:
-        """The tables to answer from: the live read models, caught up; or, with
-        `known_at`, a scratch replay of only the events recorded by then
-        (reported to `replay_progress`, a long replay being long)."""
+    def reader(self, known_at: datetime | None = None) -> Reader:
+        """The read models to answer from, caught up: their current rows, or
+        with `known_at` the row versions that held at that recorded time
+        (base.Known): a filter on the same tables, never a replay. A catch-up
+        that has to rebuild a read model (its projection's version changed)
+        reports to `replay_progress`."""
         if known_at is None:
             self.runner.catch_up()
-            return self.sql
-        scratch = Database("sqlite:///:memory:", "sqlite", path=":memory:").connect()
-        Runner(self.app, scratch, all_projections(live=False), known_at=known_at).catch_up(self.replay_progress)
-        return scratch
+            return Reader(self.sql)
+        self.runner.catch_up(self.replay_progress)
+        return Reader(self.sql, Known.at(known_at))
 
-    def overview(self, partner: str | None, filter: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def overview(self, partner: str | None, filter: str | None, as_of: date,
+                 known_at: datetime | None = None) -> list[overview.CustomerRow]:
         partner, sql = self._scoped(partner, known_at)
         usage = overview.Usage(sql, as_of)  # shared by the rows and their attention counts
         rows = overview.customers(sql, as_of, partner, usage)
@@ -139,7 +141,7 @@ class Ledger:
             count[f["domain"]] = count.get(f["domain"], 0) + 1
         out = []
         for r in rows:
-            row = {
+            row: overview.CustomerRow = {
                 "customer": r["customer"], "domain": r["domain"], "partner": r["partner"], "status": r["status"],
                 "framework": r["framework"], "progress": r["progress"], "users": r["users"],
                 "activities_90d": r["activities_90d"], "attention": count.get(r["domain"], 0),
@@ -151,17 +153,17 @@ class Ledger:
             out.append(row)
         return out
 
-    def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def attention(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[attention.Item]:
         partner, sql = self._scoped(partner, known_at)
         return attention.items(sql, as_of, partner)
 
     def deals(self, partner: str | None, stage: str | None, review: str | None, as_of: date,
-              known_at: datetime | None = None) -> list[dict[str, Any]]:
+              known_at: datetime | None = None) -> list[pipeline.DealRow]:
         partner, sql = self._scoped(partner, known_at)
         return pipeline.deals(sql, as_of, partner, stage, review)
 
     def subscriptions(self, partner: str | None, status: str | None, as_of: date,
-                      known_at: datetime | None = None) -> list[dict[str, Any]]:
+                      known_at: datetime | None = None) -> list[overview.SubscriptionRow]:
         """Subscriptions as of a day (see overview.subscriptions); a partner sees its own."""
         partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
@@ -212,7 +214,7 @@ class Ledger:
         }
 
     def statement(self, partner: str | None, month: str, known_at: datetime | None = None,
-                  as_of: date | None = None) -> dict[str, Any]:
+                  as_of: date | None = None) -> statements.Statement:
         """A partner's statement (see statements.statement), each line with the
         customer's name, and the deal's order number where the subscription
         has none. Raises Refused for an unknown partner or another partner's."""
@@ -224,32 +226,23 @@ class Ledger:
         _describe_lines(sql, st["lines"])
         return st
 
-    def _scoped(self, partner: str | None, known_at: datetime | None = None) -> tuple[str | None, Sql]:
+    def _scoped(self, partner: str | None, known_at: datetime | None = None) -> tuple[str | None, Reader]:
         """What every query starts with: the partner the actor may read
         (authority.reader_scope; a partner reads only its own), the tables to
         answer from (`reader`), and a refusal of a partner never enrolled (an
         empty answer would look like a partner with nothing to show)."""
         partner = authority.reader_scope(self.actor, partner)
         sql = self.reader(known_at)
-        if partner is not None and sql.one("SELECT 1 FROM st_partners WHERE partner = ?", [partner]) is None:
+        if partner is not None and not statements.enrolled(sql, partner):
             raise NotFound(f"no partner {partner}")
         return partner, sql
 
 
-def _describe_lines(sql: Sql, lines: list[dict[str, Any]]) -> None:
+def _describe_lines(sql: Reader, lines: list[statements.Line]) -> None:
     """Add `customer` (the deal's customer name, else the customer's record)
     to statement lines, and the won deal's order number where the line has none."""
-    deals = sorted({line["deal"] for line in lines if line["deal"]})
-    domains = sorted({line["customer_domain"] for line in lines})
-    by_deal: dict[str, tuple[str, str | None]] = {}
-    if deals:
-        cond, params = sql.in_("deal", deals)
-        by_deal = {d: (n, o) for d, n, o in sql.all(
-            f"SELECT deal, customer_name, order_number FROM pl_deals WHERE {cond}", params)}
-    names: dict[str, str] = {}
-    if domains:
-        cond, params = sql.in_("domain", domains)
-        names = {d: n for d, n in sql.all(f"SELECT domain, name FROM ov_customers WHERE {cond}", params)}
+    by_deal = pipeline.names_and_orders(sql, sorted({line["deal"] for line in lines if line["deal"]}))
+    names = overview.customer_names(sql, sorted({line["customer_domain"] for line in lines}))
     for line in lines:
         name, order = by_deal.get(line["deal"] or "", (None, None))
         line["customer"] = name or names.get(line["customer_domain"]) or line["customer_domain"]

@@ -173,3 +173,39 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES:
         terminalreporter.write_line(
             "reliability: " + ", ".join(f"{k} {v}" for k, v in sorted(FIGURES.items())) + ", events lost 0")
+
+
+@pytest.fixture
+def fresh(db_url: str, tmp_path: Any) -> Iterator[Any]:
+    """Make a new, empty ledger on the same backend (one per hypothesis example)."""
+    made: list[Harness] = []
+    schemas: list[str] = []
+    base = db_url.split("?", 1)[0]
+
+    def make() -> Harness:
+        if db_url.startswith("sqlite"):
+            url = f"sqlite:///{tmp_path / f'example-{len(made)}.db'}"
+        else:
+            import psycopg
+
+            schema = f"hx_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            schemas.append(schema)
+            url = f"{base}?schema={schema}"
+        harness = Harness(url)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        try:
+            harness.close()
+        except Exception:  # noqa: BLE001 - closed already by the example
+            pass
+    if schemas:
+        import psycopg
+
+        with psycopg.connect(base, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -295,3 +295,27 @@ def test_submit_memory_stays_flat_whatever_the_lines(db_url: str, tmp_path: Path
     # Bounded by bytes held, not by the file: 20x the file, a few MB more at most.
     assert big < 150 * 1024, big
     assert big - base < 25 * 1024, (base, big)
+
+
+def test_read_models_of_an_older_layout_are_rebuilt_or_refused_never_read(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read models built by an earlier projection version (before rows kept
+    the positions between which they held, say) are rebuilt by the next
+    catch-up; a read-only file cannot be, so its queries are refused with what
+    to do, rather than answered from tables of the wrong layout."""
+    from ledger.projections.runner import Outdated
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    h = Harness(url)
+    program(h)
+    h.ok(deal("d-1"))
+    h.ledger.sql.execute("UPDATE ledger_projections SET version = version - 1 WHERE name = 'pipeline'")
+    h.close()
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: mode != os.W_OK)
+    with Ledger(url, "vendor:manager", create=False) as ledger:
+        with pytest.raises(Outdated, match=r"read model pipeline was built by version .*projections rebuild"):
+            ledger.deals(None, None, None, date(2026, 2, 1))
+    monkeypatch.undo()
+    with Ledger(url, "vendor:manager") as ledger:  # writable: rebuilt on the way
+        assert [d["deal"] for d in ledger.deals(None, None, None, date(2026, 2, 1))] == ["d-1"]
+        assert {s.name: s.version for s in ledger.runner.status()}["pipeline"] == ledger.runner.get("pipeline").version

@@ -10,8 +10,6 @@ Every expected figure is written by hand, with its arithmetic in a comment."""
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -751,15 +749,17 @@ def test_pipeline_as_of_a_past_date_shows_the_deal_as_it_was(h: Harness) -> None
 
 # == 5-7. incremental catch-up, rebuilds ========================================================
 def snapshot(h: Harness, names: tuple[str, ...] | None = None) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every projection table (or of the named projections), by primary key."""
+    """Every row of every projection table (or of the named projections), by primary key:
+    every version of it, with the positions between which it held."""
     out = {}
     for p in h.ledger.runner.projections:
         if names is not None and p.name not in names:
             continue
         for t in p.tables:
-            cols = ", ".join(t.columns)
+            versions = ("valid_from", "valid_to", "recorded_from", "recorded_to") if t.versioned else ()
+            cols = ", ".join([*t.columns, *versions])
             out[t.name] = [tuple(r) for r in h.ledger.sql.all(
-                f"SELECT {cols} FROM {t.name} ORDER BY {', '.join(t.key)}")]
+                f"SELECT {cols} FROM {t.name} ORDER BY {', '.join([*t.key, *versions[:1]])}")]
     return out
 
 
@@ -954,42 +954,6 @@ def test_a_projection_whose_version_changed_is_rebuilt_by_catch_up(h: Harness) -
 
 
 # -- random command sequences ----------------------------------------------------------------
-@pytest.fixture
-def fresh(db_url: str, tmp_path: Any) -> Iterator[Any]:
-    """Make a new, empty ledger on the same backend (one per hypothesis example)."""
-    made: list[Harness] = []
-    schemas: list[str] = []
-    base = db_url.split("?", 1)[0]
-
-    def make() -> Harness:
-        if db_url.startswith("sqlite"):
-            url = f"sqlite:///{tmp_path / f'example-{len(made)}.db'}"
-        else:
-            import psycopg
-
-            schema = f"hx_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            schemas.append(schema)
-            url = f"{base}?schema={schema}"
-        harness = Harness(url)
-        made.append(harness)
-        return harness
-
-    yield make
-    for harness in made:
-        try:
-            harness.close()
-        except Exception:  # noqa: BLE001 - closed already by the example
-            pass
-    if schemas:
-        import psycopg
-
-        with psycopg.connect(base, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 DOMAINS = ("c0.fi", "c1.fi", "c2.fi", "c3.fi")
 PARTNERS = ("acme", "beta")
 BILLINGS = ("credit-card", "invoice", "partner")
@@ -998,112 +962,121 @@ KINDS = ("register", "accept", "deny", "move", "note", "win", "lose", "trial", "
 CHOICE = st.tuples(st.sampled_from(KINDS), st.integers(0, 999), st.integers(0, 999), st.integers(0, 3))
 
 
+class RandomCommands(RuleBasedStateMachine):
+    """Random valid command sequences (a few refusals are fine: they write
+    nothing), on a ledger `make` returns (set it before running); subclasses
+    add the invariants."""
+
+    make: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = type(self).make()
+        program(self.h)
+        self.today = date(2026, 1, 5)
+        self.n = 0
+        self.deals: dict[str, tuple[str, str]] = {}  # deal -> (partner, domain)
+        self.won: dict[str, str] = {}                # deal -> domain
+        self.trials: dict[str, str] = {}             # trial -> partner
+        self.subs: list[str] = []
+
+    def teardown(self) -> None:
+        self.h.close()
+
+    def line(self, kind: str, a: int, b: int, back: int) -> tuple[dict[str, Any], Any]:
+        self.n += 1
+        n = self.n
+        on = (self.today - timedelta(days=back)).isoformat()
+        deals, trials, subs = sorted(self.deals), sorted(self.trials), sorted(self.subs)
+        if kind in ("accept", "deny", "move", "note", "win", "lose") and not deals:
+            kind = "register"
+        if kind == "extend" and not trials:
+            kind = "trial"
+        if kind in ("renew", "cancel", "refund") and not subs:
+            kind = "subscribe"
+        nothing = lambda: None  # noqa: E731
+        if kind == "register":
+            p, dom = PARTNERS[a % 2], DOMAINS[b % 4]
+            return (deal(f"d-{n}", partner=p, email=f"x{n}@{dom}", on=on, name=f"{dom} Co"),
+                    lambda: self.deals.__setitem__(f"d-{n}", (p, dom)))
+        if kind in ("accept", "deny", "move", "note", "win", "lose"):
+            d = deals[a % len(deals)]
+            p, dom = self.deals[d]
+            actor = f"partner:{p}"
+            if kind == "accept":
+                return cmd("accept_deal", on=on, deal=d), nothing
+            if kind == "deny":
+                return cmd("deny_deal", on=on, deal=d,
+                           reason=("existing-customer", "invalid-lead", "duplicate")[b % 3]), nothing
+            if kind == "move":
+                return cmd("move_deal", on=on, actor=actor, deal=d,
+                           stage=("newsletter-subscription", "trial")[b % 2]), nothing
+            if kind == "note":
+                return cmd("add_deal_note", on=on, actor=actor, deal=d, text=f"note {n}"), nothing
+            if kind == "win":
+                billing = BILLINGS[b % 3]
+                order = {"order_number": f"PO-{n}"} if billing == "invoice" else {}
+                return (cmd("win_deal", on=on, actor=actor, deal=d, billing=billing, **order),
+                        lambda: self.won.__setitem__(d, dom))
+            return cmd("lose_deal", on=on, actor=actor, deal=d, **({"note": "lost"} if b % 2 else {})), nothing
+        if kind == "trial":
+            p, dom = PARTNERS[a % 2], DOMAINS[b % 4]
+            days = (None, 3, 14, 30)[a % 4]
+            return (trial(f"t-{n}", dom, on, partner=p, **({} if days is None else {"days": days})),
+                    lambda: self.trials.__setitem__(f"t-{n}", p))
+        if kind == "extend":
+            t = trials[a % len(trials)]
+            return cmd("extend_trial", on=on, actor=f"partner:{self.trials[t]}", trial=t), nothing
+        if kind == "subscribe":
+            dom = DOMAINS[b % 4]
+            won = [d for d in sorted(self.won) if self.won[d] == dom]
+            billing = BILLINGS[(a // 7) % 3]
+            extra: dict[str, Any] = {"order_number": f"PO-{n}"} if billing == "invoice" else {}
+            if won and a % 3:
+                extra["deal"] = won[a % len(won)]
+            return (cmd("start_subscription", on=on, subscription=f"s-{n}", customer_domain=dom, plan="pro",
+                        amount=("10.10", "10.30", "0.05", "99.99", "1200.00")[a % 5],
+                        currency=("EUR", "USD")[b % 2], period=("monthly", "yearly")[a % 2],
+                        billing=billing, **extra),
+                    lambda: self.subs.append(f"s-{n}"))
+        if kind in ("renew", "cancel", "refund"):
+            s = subs[a % len(subs)]
+            if kind == "renew":
+                return renew(s, on), nothing
+            if kind == "cancel":
+                return cancel(s, on), nothing
+            return refund(s, ("0.05", "1.00", "5.15")[b % 3], on), nothing
+        if kind == "usage":
+            fields: dict[str, Any] = {"activities": b % 4}
+            if a % 2:
+                fields.update(users=a % 40, framework=("ISO 27001", "NIS2", "GDPR")[a % 3])
+            if a % 3:
+                fields["progress"] = a % 101
+            return usage((*DOMAINS, "c9.fi")[b % 5], on, **fields), nothing
+        if kind == "rate":
+            return rate(PARTNERS[a % 2], ("0.10", "0.15", "0.175", "0.20", "0.25")[b % 5], on), nothing
+        return cmd("sweep", on=on, deals=deals, trials=trials), nothing
+
+    @rule(choices=st.lists(CHOICE, min_size=1, max_size=3))
+    def submit(self, choices: list[tuple[str, int, int, int]]) -> None:
+        built = [self.line(*c) for c in choices]
+        results = self.h.submit(*(line for line, _ in built))
+        for (_, effect), result in zip(built, results):
+            assert result.status in ("applied", "refused"), result.as_dict()
+            if result.status == "applied":
+                effect()
+
+    @rule(days=st.integers(1, 45))
+    def time_passes(self, days: int) -> None:
+        self.today += timedelta(days=days)
+
+
 def test_random_command_sequences_keep_incremental_equal_to_rebuild(fresh: Any, db_url: str) -> None:
-    class Ledgers(RuleBasedStateMachine):
-        """Random valid command sequences (a few refusals are fine: they write
-        nothing); after each step the incrementally maintained tables must equal
-        a rebuild from position 0, row for row."""
+    class Ledgers(RandomCommands):
+        """After each step the incrementally maintained tables must equal a
+        rebuild from position 0, row for row."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.h = fresh()
-            program(self.h)
-            self.today = date(2026, 1, 5)
-            self.n = 0
-            self.deals: dict[str, tuple[str, str]] = {}  # deal -> (partner, domain)
-            self.won: dict[str, str] = {}                # deal -> domain
-            self.trials: dict[str, str] = {}             # trial -> partner
-            self.subs: list[str] = []
-
-        def teardown(self) -> None:
-            self.h.close()
-
-        def line(self, kind: str, a: int, b: int, back: int) -> tuple[dict[str, Any], Any]:
-            self.n += 1
-            n = self.n
-            on = (self.today - timedelta(days=back)).isoformat()
-            deals, trials, subs = sorted(self.deals), sorted(self.trials), sorted(self.subs)
-            if kind in ("accept", "deny", "move", "note", "win", "lose") and not deals:
-                kind = "register"
-            if kind == "extend" and not trials:
-                kind = "trial"
-            if kind in ("renew", "cancel", "refund") and not subs:
-                kind = "subscribe"
-            nothing = lambda: None  # noqa: E731
-            if kind == "register":
-                p, dom = PARTNERS[a % 2], DOMAINS[b % 4]
-                return (deal(f"d-{n}", partner=p, email=f"x{n}@{dom}", on=on, name=f"{dom} Co"),
-                        lambda: self.deals.__setitem__(f"d-{n}", (p, dom)))
-            if kind in ("accept", "deny", "move", "note", "win", "lose"):
-                d = deals[a % len(deals)]
-                p, dom = self.deals[d]
-                actor = f"partner:{p}"
-                if kind == "accept":
-                    return cmd("accept_deal", on=on, deal=d), nothing
-                if kind == "deny":
-                    return cmd("deny_deal", on=on, deal=d,
-                               reason=("existing-customer", "invalid-lead", "duplicate")[b % 3]), nothing
-                if kind == "move":
-                    return cmd("move_deal", on=on, actor=actor, deal=d,
-                               stage=("newsletter-subscription", "trial")[b % 2]), nothing
-                if kind == "note":
-                    return cmd("add_deal_note", on=on, actor=actor, deal=d, text=f"note {n}"), nothing
-                if kind == "win":
-                    billing = BILLINGS[b % 3]
-                    order = {"order_number": f"PO-{n}"} if billing == "invoice" else {}
-                    return (cmd("win_deal", on=on, actor=actor, deal=d, billing=billing, **order),
-                            lambda: self.won.__setitem__(d, dom))
-                return cmd("lose_deal", on=on, actor=actor, deal=d, **({"note": "lost"} if b % 2 else {})), nothing
-            if kind == "trial":
-                p, dom = PARTNERS[a % 2], DOMAINS[b % 4]
-                days = (None, 3, 14, 30)[a % 4]
-                return (trial(f"t-{n}", dom, on, partner=p, **({} if days is None else {"days": days})),
-                        lambda: self.trials.__setitem__(f"t-{n}", p))
-            if kind == "extend":
-                t = trials[a % len(trials)]
-                return cmd("extend_trial", on=on, actor=f"partner:{self.trials[t]}", trial=t), nothing
-            if kind == "subscribe":
-                dom = DOMAINS[b % 4]
-                won = [d for d in sorted(self.won) if self.won[d] == dom]
-                billing = BILLINGS[(a // 7) % 3]
-                extra: dict[str, Any] = {"order_number": f"PO-{n}"} if billing == "invoice" else {}
-                if won and a % 3:
-                    extra["deal"] = won[a % len(won)]
-                return (cmd("start_subscription", on=on, subscription=f"s-{n}", customer_domain=dom, plan="pro",
-                            amount=("10.10", "10.30", "0.05", "99.99", "1200.00")[a % 5],
-                            currency=("EUR", "USD")[b % 2], period=("monthly", "yearly")[a % 2],
-                            billing=billing, **extra),
-                        lambda: self.subs.append(f"s-{n}"))
-            if kind in ("renew", "cancel", "refund"):
-                s = subs[a % len(subs)]
-                if kind == "renew":
-                    return renew(s, on), nothing
-                if kind == "cancel":
-                    return cancel(s, on), nothing
-                return refund(s, ("0.05", "1.00", "5.15")[b % 3], on), nothing
-            if kind == "usage":
-                fields: dict[str, Any] = {"activities": b % 4}
-                if a % 2:
-                    fields.update(users=a % 40, framework=("ISO 27001", "NIS2", "GDPR")[a % 3])
-                if a % 3:
-                    fields["progress"] = a % 101
-                return usage((*DOMAINS, "c9.fi")[b % 5], on, **fields), nothing
-            if kind == "rate":
-                return rate(PARTNERS[a % 2], ("0.10", "0.15", "0.175", "0.20", "0.25")[b % 5], on), nothing
-            return cmd("sweep", on=on, deals=deals, trials=trials), nothing
-
-        @rule(choices=st.lists(CHOICE, min_size=1, max_size=3))
-        def submit(self, choices: list[tuple[str, int, int, int]]) -> None:
-            built = [self.line(*c) for c in choices]
-            results = self.h.submit(*(line for line, _ in built))
-            for (_, effect), result in zip(built, results):
-                assert result.status in ("applied", "refused"), result.as_dict()
-                if result.status == "applied":
-                    effect()
-
-        @rule(days=st.integers(1, 45))
-        def time_passes(self, days: int) -> None:
-            self.today += timedelta(days=days)
+        make = staticmethod(fresh)
 
         @invariant()
         def incremental_equals_rebuild(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from ..timeline import business_date
+from ..timeline import business_date, shift
 from .base import Context, LedgerAggregate, Refused
 
 STAGES = ("new", "newsletter-subscription", "trial", "closed-won", "closed-lost")
@@ -13,6 +13,25 @@ OPEN_STAGES = STAGES[:3]
 BILLING_OPTIONS = ("credit-card", "invoice", "partner")
 DENY_REASONS = ("existing-customer", "invalid-lead", "duplicate")
 PROTECTION_DAYS = 90
+
+
+# -- the protection rule: its one home (the Deal, the pipeline, attention and the sweep call these) --
+def protection_end(review: str, stage: str, lapsed: bool, last_action: date) -> date | None:
+    """The first day a deal's protection no longer holds: PROTECTION_DAYS
+    after its last action (registration, stage move, note), for a deal that
+    is open, not denied and not lapsed; None for one that gives none. The
+    arguments are the deal as it stands on the day asked about (seed rule:
+    "a registered deal protects the customer for 90 days from its last action")."""
+    if review == "denied" or stage not in OPEN_STAGES or lapsed:
+        return None
+    return last_action + timedelta(days=PROTECTION_DAYS)
+
+
+def last_protected_action(day: date) -> date:
+    """The latest last-action day whose protection has ended by `day` (the
+    inverse of protection_end: an action on or before it no longer protects
+    on `day`). Lets SQL narrow candidates by a date; the deal still decides."""
+    return shift(day, -PROTECTION_DAYS)
 
 
 class Deal(LedgerAggregate):
@@ -106,9 +125,7 @@ class Deal(LedgerAggregate):
     @property
     def protected_until(self) -> date | None:
         """The first day the protection no longer holds, or None if it gives none."""
-        if self.review == "denied" or self.stage not in OPEN_STAGES or self.lapsed_on:
-            return None
-        return self.last_action + timedelta(days=PROTECTION_DAYS)
+        return protection_end(self.review, self.stage, self.lapsed_on is not None, self.last_action)
 
     def protects(self, day: date) -> bool:
         until = self.protected_until

@@ -12,6 +12,13 @@ STANDARD_DAYS = 14
 EXTENDED_DAYS = 30
 
 
+def trial_end(started_on: date, days: int) -> date:
+    """The first day a trial of `days` days started on `started_on` no longer
+    runs: the trial window's one home (the Trial, the overview and attention
+    call it)."""
+    return started_on + timedelta(days=days)
+
+
 class Trial(LedgerAggregate):
     KIND = "trial"
     ORDERED = True
@@ -61,7 +68,7 @@ class Trial(LedgerAggregate):
     @property
     def ends_on(self) -> date:
         """The first day the trial no longer runs."""
-        return self.started_on + timedelta(days=self.days)
+        return trial_end(self.started_on, self.days)
 
     def runs_on(self, day: date) -> bool:
         return self.converted_on is None and self.expired_on is None and day < self.ends_on

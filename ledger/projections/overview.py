@@ -11,13 +11,14 @@ import json
 from datetime import date, timedelta
 from decimal import Decimal
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
+from ..aggregates.trial import trial_end as trial_window_end
 from ..timeline import business_date, shift
-from .base import Projection, Table, Writer, iso
+from .base import LIVE, Projection, Table, Writer, held, iso, known
 
 CUSTOMERS = Table(
     "ov_customers",
@@ -70,6 +71,7 @@ LATEST = Table(
         "domain": "TEXT", "users": "BIGINT", "users_day": "TEXT", "framework": "TEXT", "framework_day": "TEXT",
         "progress": "BIGINT", "progress_day": "TEXT", "last_activity": "TEXT", "recent": "TEXT",
     },
+    current_only=True,  # a cache of ov_usage, changed by every report: a known-at query reads ov_usage
 )
 FIGURES = ("users", "framework", "progress")
 
@@ -78,7 +80,7 @@ ACTIVITY_WINDOW_DAYS = 90
 
 class Overview(Projection):
     name = "overview"
-    version = 4
+    version = 6  # 6: rows keep the positions and recorded times between which they held
     tables = (CUSTOMERS, TRIALS, SUBSCRIPTIONS, CHARGES, USAGE, LATEST)
     handles = (Customer.Recognised, Customer.TrialAttached, Customer.SubscriptionAttached,
                UsageDay.Reported, UsageDay.ReportedAgain, Trial.Started, Trial.Extended,
@@ -90,13 +92,13 @@ class Overview(Projection):
         match e:
             case UsageDay.Reported() | UsageDay.ReportedAgain():
                 return [("ov_usage", (e.domain, e.day.isoformat())), ("ov_usage_latest", (e.domain,))]
-            case Customer.TrialAttached() | Customer.SubscriptionAttached():
+            case Customer.Recognised() | Customer.TrialAttached() | Customer.SubscriptionAttached():
                 return [("ov_customers", (agg,))]
-            case Trial.Started():
-                return [("ov_customers", (aggregate_id(Customer.KIND, e.domain).hex,))]
+            case Trial.Started():  # its own row too: known absent, so nothing to close
+                return [("ov_customers", (aggregate_id(Customer.KIND, e.domain).hex,)), ("ov_trials", (agg,))]
             case Trial.Extended() | Trial.Converted() | Trial.Expired():
                 return [("ov_trials", (agg,))]
-            case Subscription.Renewed() | Subscription.Cancelled():
+            case Subscription.Started() | Subscription.Renewed() | Subscription.Cancelled():
                 return [("ov_subscriptions", (agg,))]
         return []
 
@@ -135,7 +137,7 @@ class Overview(Projection):
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
                     "customer_name": e.customer_name, "started_on": day, "days": e.days,
-                    "ends_on": iso(business_date(e.at) + timedelta(days=e.days)),
+                    "ends_on": iso(trial_window_end(business_date(e.at), e.days)),
                 })
                 # A customer first seen through usage or a subscription has its
                 # domain as name; the trial brings the company's name.
@@ -145,7 +147,7 @@ class Overview(Projection):
                     w["ov_customers"].update(key, name=e.customer_name)
             case Trial.Extended():
                 t = w["ov_trials"].get(agg)
-                end = iso(date.fromisoformat(t["started_on"]) + timedelta(days=e.days))
+                end = iso(trial_window_end(date.fromisoformat(t["started_on"]), e.days))
                 w["ov_trials"].update(agg, extended_on=day, extended_ends_on=end, ends_on=end)
             case Trial.Converted():
                 w["ov_trials"].update(agg, converted_on=day)
@@ -170,23 +172,62 @@ class Overview(Projection):
 
 
 # -- queries -----------------------------------------------------------------
+class CustomerRow(TypedDict):
+    """An overview row (Ledger.overview): a customer as it stood on a day."""
+
+    customer: str
+    domain: str
+    partner: str | None
+    status: str            # trial, active, closed, cancelled or prospect
+    framework: str | None
+    progress: int | None
+    users: int | None
+    activities_90d: int
+    attention: int         # attention items of the customer on the day
+
+
+class SubscriptionRow(TypedDict):
+    """A subscription as it stood on a day (subscriptions). Dates are ISO
+    `YYYY-MM-DD` business dates; `amount` the plan's price in the currency's
+    minor units."""
+
+    subscription: str
+    partner: str | None
+    deal: str | None
+    customer_domain: str
+    plan: str
+    amount: Decimal
+    currency: str
+    period: str            # monthly or yearly
+    billing: str
+    status: str            # active or cancelled
+    current_period_start: str | None
+    current_period_end: str | None
+    next_renewal: str | None
+
+
 def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
-    """Rows of `table` (alias t) matching `where`."""
+    """Rows of `table` (alias t) matching `where`, as the reader's cut knew them."""
     cols = list(table.columns)
     select = ", ".join("t." + c for c in cols)
-    return [dict(zip(cols, r)) for r in sql.all(f"SELECT {select} FROM {table.name} t WHERE {where}", params)]
+    return [dict(zip(cols, r)) for r in sql.all(
+        f"SELECT {select} FROM {table.name} t WHERE {held(sql, 't')} AND {where}", params)]
 
 
 def select_with_customer(sql: Any, tables: list[Table], where: str,
                          params: list[Any]) -> list[list[tuple[Any, ...]]]:
     """Per table with a domain (alias t), its rows matching `where`, each as
-    (row, customer name, customer owner, latest usage row or None); the
-    tables' queries go to the database together."""
+    (row, customer name, customer owner, latest usage row or None: None too
+    for a known-at reader, the latest row being current only); the tables'
+    queries go to the database together."""
     extra = list(LATEST.columns)
+    live = known(sql) == LIVE
+    usage_cols = ", ".join("u." + c for c in extra) if live else ", ".join(["NULL"] * len(extra))
+    usage_join = "LEFT JOIN ov_usage_latest u ON u.domain = t.domain " if live else ""
     queries = [(
-        f"SELECT {', '.join('t.' + c for c in table.columns)}, c.name, c.partner, {', '.join('u.' + c for c in extra)} "
-        f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain "
-        f"LEFT JOIN ov_usage_latest u ON u.domain = t.domain WHERE {where}", params) for table in tables]
+        f"SELECT {', '.join('t.' + c for c in table.columns)}, c.name, c.partner, {usage_cols} "
+        f"FROM {table.name} t LEFT JOIN ov_customers c ON c.domain = t.domain AND {held(sql, 'c')} "
+        f"{usage_join}WHERE {held(sql, 't')} AND {where}", params) for table in tables]
     out = []
     for table, rows in zip(tables, sql.all_many(queries)):
         cols, n = list(table.columns), len(table.columns)
@@ -201,7 +242,7 @@ def trial_end(t: dict[str, Any], day: str) -> str:
         return t["ends_on"]
     if t["extended_on"] <= day:
         return t["extended_ends_on"]
-    return iso(date.fromisoformat(t["started_on"]) + timedelta(days=t["days"]))
+    return iso(trial_window_end(date.fromisoformat(t["started_on"]), t["days"]))
 
 
 def expiry_candidates(sql: Any, day: date) -> list[str]:
@@ -209,8 +250,8 @@ def expiry_candidates(sql: Any, day: date) -> list[str]:
     ending on or before it. Only narrows: the sweep asks each Trial
     (Trial.expire_if_due, the trial window's home)."""
     return [r[0] for r in sql.all(
-        "SELECT trial FROM ov_trials WHERE converted_on IS NULL AND expired_on IS NULL AND ends_on <= ?",
-        [day.isoformat()])]
+        f"SELECT t.trial FROM ov_trials t WHERE {held(sql, 't')} AND t.converted_on IS NULL "
+        "AND t.expired_on IS NULL AND t.ends_on <= ?", [day.isoformat()])]
 
 
 def trial_runs(t: dict[str, Any], day: str) -> bool:
@@ -230,8 +271,8 @@ def renewals_due(sql: Any, subs: list[dict[str, Any]], as_of: date) -> dict[str,
     for chunk in sql.chunks([s["agg"] for s in subs if s["agg"] not in out]):
         cond, params = sql.in_("s.agg", chunk)
         for agg, period_end_ in sql.all(
-            "SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND c.day <= ? "
-            f"ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE {cond}",
+            f"SELECT s.agg, (SELECT c.period_end FROM ov_charges c WHERE c.agg = s.agg AND {held(sql, 'c')} "
+            f"AND c.day <= ? ORDER BY c.charge DESC LIMIT 1) FROM ov_subscriptions s WHERE {held(sql, 's')} AND {cond}",
             [day, *params],
         ):
             out[agg] = period_end_
@@ -281,18 +322,19 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
     }
     day = as_of.isoformat()
     since = shift(as_of, -ACTIVITY_WINDOW_DAYS).isoformat()
-    known = dict(latest or {})
-    for chunk in sql.chunks([d for d in domains if d not in known]):
+    live = known(sql) == LIVE  # ov_usage_latest is current only: a known-at reader looks each figure up
+    latest_rows = dict(latest or {}) if live else {}
+    for chunk in sql.chunks([d for d in domains if d not in latest_rows]):
         cond, params = sql.in_("domain", chunk)
         for values in sql.all(f"SELECT {', '.join(LATEST.columns)} FROM ov_usage_latest WHERE {cond}", params):
-            known[values[0]] = dict(zip(LATEST.columns, values))
+            latest_rows[values[0]] = dict(zip(LATEST.columns, values))
     past: list[str] = []
     for domain in domains:
-        r = known.get(domain)
+        r = latest_rows.get(domain)
         if r is None:
-            continue  # nothing reported
+            continue  # nothing reported (by now: nor by any earlier cut)
         last = r["last_activity"]
-        if max(r["users_day"] or "", r["framework_day"] or "", r["progress_day"] or "", last or "") <= day:
+        if live and max(r["users_day"] or "", r["framework_day"] or "", r["progress_day"] or "", last or "") <= day:
             # On or after every latest report: the window lies within `recent`.
             window = sum(n for d, n in json.loads(r["recent"]).items() if d > since) if last and last > since else 0
             out[domain].update({f: r[f] for f in FIGURES}, last_activity=last, activities_90d=window)
@@ -301,7 +343,7 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
 
     def latest_by(expr: str, cond: str) -> str:
         return (f"(SELECT {expr} FROM ov_usage u WHERE u.domain = c.domain AND u.day <= ? AND {cond} "
-                "ORDER BY u.day DESC LIMIT 1)")
+                f"AND {held(sql, 'u')} ORDER BY u.day DESC LIMIT 1)")
 
     for chunk in sql.chunks(past):
         cond, params = sql.in_("c.domain", chunk)
@@ -315,7 +357,8 @@ def usage_summary(sql: Any, domains: list[str], as_of: date,
             out[domain].update(users=users, framework=framework, progress=progress, last_activity=last)
         cond, params = sql.in_("domain", chunk)
         for domain, total in sql.all(
-            f"SELECT domain, SUM(activities) FROM ov_usage WHERE {cond} AND day > ? AND day <= ? GROUP BY domain",
+            f"SELECT u.domain, SUM(u.activities) FROM ov_usage u WHERE {held(sql, 'u')} AND u.{cond} "
+            "AND u.day > ? AND u.day <= ? GROUP BY u.domain",
             [*params, since, day],
         ):
             out[domain]["activities_90d"] = int(total or 0)
@@ -373,7 +416,7 @@ def trials(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, 
 
 
 def subscriptions(sql: Any, as_of: date, partner: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+                  status: str | None = None) -> list[SubscriptionRow]:
     """Subscriptions started by `as_of`, as they stood then: status `active`
     or `cancelled`, the billing period of the latest charge by then
     (current_period_start/end, ISO dates) and, while active, next_renewal (the
@@ -388,9 +431,10 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
     for chunk in sql.chunks([r["agg"] for r in rows]):
         cond, cparams = sql.in_("agg", chunk)
         for agg, charge, charged, end in sql.all(
-                f"SELECT agg, charge, day, period_end FROM ov_charges WHERE {cond} AND day <= ?", [*cparams, day]):
+                f"SELECT c.agg, c.charge, c.day, c.period_end FROM ov_charges c WHERE {held(sql, 'c')} AND c.{cond} "
+                "AND c.day <= ?", [*cparams, day]):
             periods.setdefault(agg, []).append((int(charge), charged, end))
-    out = []
+    out: list[SubscriptionRow] = []
     for r in rows:
         active = subscription_active(r, day)
         if status is not None and status != ("active" if active else "cancelled"):
@@ -407,3 +451,25 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
         })
     out.sort(key=lambda x: (x["partner"] or "", x["subscription"]))
     return out
+
+
+def customer_names(sql: Any, domains: list[str]) -> dict[str, str]:
+    """Per customer domain: the customer's name."""
+    out: dict[str, str] = {}
+    for chunk in sql.chunks(domains):
+        cond, params = sql.in_("t.domain", chunk)
+        out.update(sql.all(f"SELECT t.domain, t.name FROM ov_customers t WHERE {held(sql, 't')} AND {cond}", params))
+    return out
+
+
+def aggregates_of_customer(sql: Any, domain: str) -> list[str]:
+    """The Trial and Subscription aggregate ids (hex) of a customer domain, trials first."""
+    return [r[0] for table in (TRIALS, SUBSCRIPTIONS) for r in sql.all(
+        f"SELECT t.agg FROM {table.name} t WHERE {held(sql, 't')} AND t.domain = ?", [domain])]
+
+
+def usage_days(sql: Any, domain: str, as_of: date) -> list[str]:
+    """The days (ISO) with usage reported for a domain, up to `as_of`, in order."""
+    return [r[0] for r in sql.all(
+        f"SELECT u.day FROM ov_usage u WHERE {held(sql, 'u')} AND u.domain = ? AND u.day <= ? ORDER BY u.day",
+        [domain, as_of.isoformat()])]

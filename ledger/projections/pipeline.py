@@ -8,13 +8,13 @@ actions that renew protection are kept beside them."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
+from typing import Any, TypedDict
 
 from ..aggregates import Deal
-from ..aggregates.deal import OPEN_STAGES, PROTECTION_DAYS, STAGES
+from ..aggregates.deal import OPEN_STAGES, STAGES, last_protected_action, protection_end
 from ..timeline import business_date
-from .base import Projection, Table, Writer
+from .base import Projection, Table, Writer, held
 
 DEALS = Table(
     "pl_deals",
@@ -34,13 +34,17 @@ ACTIONS = Table("pl_actions", key=("agg", "day"), columns={"agg": "TEXT", "day":
 
 class Pipeline(Projection):
     name = "pipeline"
-    version = 2
+    version = 4  # 4: rows keep the positions and recorded times between which they held
     tables = (DEALS, ACTIONS)
     handles = (Deal.Registered, Deal.Accepted, Deal.Denied, Deal.StageMoved, Deal.NoteAdded,
                Deal.ClosedWon, Deal.ClosedLost, Deal.ProtectionLapsed)
 
     def reads(self, e: Any, n: Any) -> list[tuple[str, tuple[Any, ...]]]:
-        return [] if isinstance(e, Deal.Registered) else [("pl_deals", (e.originator_id.hex,))]
+        agg = e.originator_id.hex
+        reads = [("pl_deals", (agg,))]  # for a registration: known absent, so nothing to close
+        if isinstance(e, (Deal.Registered, Deal.StageMoved, Deal.NoteAdded)):
+            reads.append(("pl_actions", (agg, business_date(e.at).isoformat())))
+        return reads
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
         deals = w["pl_deals"]
@@ -76,7 +80,27 @@ class Pipeline(Projection):
                 deals.update(agg, lapsed_on=e.lapsed_on.isoformat())
 
 
-def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
+class DealRow(TypedDict):
+    """A deal as it stood on a day. Dates are ISO `YYYY-MM-DD` business dates
+    (the JSON and CSV outputs print them as they are); None where not reached."""
+
+    deal: str
+    partner: str
+    customer_domain: str
+    customer: str
+    stage: str             # one of deal.STAGES
+    review: str            # pending, accepted or denied
+    deny_reason: str | None
+    registered_on: str
+    last_action: str       # the last action (registration, stage move, note) by the day
+    protected_until: str | None  # deal.protection_end: the first day it no longer protects
+    protected: bool
+    lapsed_on: str | None
+    closed_on: str | None
+    billing: str | None    # once won
+
+
+def on_day(r: dict[str, Any], day: str) -> DealRow:
     """A deal row as it stood on `day`; `r["acted"]` is its last action day by then."""
     if r["closed_on"] and r["closed_on"] <= day:
         stage = r["stage"]
@@ -90,9 +114,8 @@ def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
     review = r["review"] if reviewed else "pending"
     lapsed = r["lapsed_on"] if r["lapsed_on"] and r["lapsed_on"] <= day else None
     closed = r["closed_on"] if stage.startswith("closed") else None
-    until = None
-    if review != "denied" and not closed and not lapsed:
-        until = (date.fromisoformat(r["acted"]) + timedelta(days=PROTECTION_DAYS)).isoformat()
+    end = protection_end(review, stage, lapsed is not None, date.fromisoformat(r["acted"]))
+    until = end.isoformat() if end else None
     return {
         "deal": r["deal"], "partner": r["partner"], "customer_domain": r["customer_domain"],
         "customer": r["customer_name"], "stage": stage, "review": review,
@@ -105,7 +128,7 @@ def on_day(r: dict[str, Any], day: str) -> dict[str, Any]:
 
 
 def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
-              flags: dict[str, tuple[str, tuple[Any, ...]]] | None = None) -> list[dict[str, Any]]:
+              flags: dict[str, tuple[str, tuple[Any, ...]]] | None = None) -> list[DealRow]:
     """Deals registered by `day` (plus a condition on alias t), as they stood
     then. `flags` names conditions (on alias t) to compute per deal, as 0/1."""
     cols = list(DEALS.columns)
@@ -113,24 +136,24 @@ def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),
     flag_sql = "".join(f", CASE WHEN {cond} THEN 1 ELSE 0 END" for cond, _ in flags.values())
     rows = sql.all(
         f"SELECT {', '.join('t.' + c for c in cols)}, "
-        f"(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ?){flag_sql} "
-        f"FROM pl_deals t WHERE t.registered_on <= ? {('AND ' + where) if where else ''} "
+        f"(SELECT MAX(a.day) FROM pl_actions a WHERE a.agg = t.agg AND a.day <= ? AND {held(sql, 'a')}){flag_sql} "
+        f"FROM pl_deals t WHERE {held(sql, 't')} AND t.registered_on <= ? {('AND ' + where) if where else ''} "
         "ORDER BY t.registered_on, t.deal",
         [day, *(p for _, ps in flags.values() for p in ps), day, *params],
     )
     n = len(cols)
-    return [on_day(dict(zip(cols, r)) | {"acted": r[n]}, day) | dict(zip(flags, r[n + 1:])) for r in rows]
+    return [on_day(dict(zip(cols, r)) | {"acted": r[n]}, day) | dict(zip(flags, r[n + 1:])) for r in rows]  # type: ignore[misc]
 
 
 def deals(
     sql: Any, as_of: date, partner: str | None = None, stage: str | None = None,
     review: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[DealRow]:
     rows = deal_rows(sql, as_of.isoformat(), "t.partner = ?" if partner else "", (partner,) if partner else ())
     return [r for r in rows if (stage is None or r["stage"] == stage) and (review is None or r["review"] == review)]
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(rows: list[DealRow]) -> dict[str, Any]:
     """Deals by stage and review status (the pipeline's shape)."""
     by = Counter((r["stage"], r["review"]) for r in rows)
     return {
@@ -140,11 +163,28 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def lapse_candidates(sql: Any, last_action_by: date) -> list[str]:
-    """Deals whose protection may have lapsed: open, not denied, not yet
-    lapsed, no action after `last_action_by`. Only narrows: the sweep asks
-    each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
+def lapse_candidates(sql: Any, on: date) -> list[str]:
+    """Deals whose protection may have lapsed by `on`: open, not denied, not
+    yet lapsed, no action after deal.last_protected_action(on). Only narrows:
+    the sweep asks each Deal (Deal.record_lapse_if_due, the protection rule's home)."""
+    last_action_by = last_protected_action(on)
     stages = ", ".join("?" * len(OPEN_STAGES))
     return [r[0] for r in sql.all(
-        f"SELECT deal FROM pl_deals WHERE review <> 'denied' AND lapsed_on IS NULL AND stage IN ({stages}) "
-        "AND last_action <= ?", [*OPEN_STAGES, last_action_by.isoformat()])]
+        f"SELECT t.deal FROM pl_deals t WHERE {held(sql, 't')} AND t.review <> 'denied' AND t.lapsed_on IS NULL "
+        f"AND t.stage IN ({stages}) AND t.last_action <= ?", [*OPEN_STAGES, last_action_by.isoformat()])]
+
+
+def names_and_orders(sql: Any, deals: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Per deal id: (customer name as registered, order number once won or None)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for chunk in sql.chunks(deals):
+        cond, params = sql.in_("t.deal", chunk)
+        out.update((d, (n, o)) for d, n, o in sql.all(
+            f"SELECT t.deal, t.customer_name, t.order_number FROM pl_deals t WHERE {held(sql, 't')} AND {cond}", params))
+    return out
+
+
+def aggregates_of_customer(sql: Any, domain: str) -> list[str]:
+    """The Deal aggregate ids (hex) of the deals registered for a customer domain."""
+    return [r[0] for r in sql.all(
+        f"SELECT t.agg FROM pl_deals t WHERE {held(sql, 't')} AND t.customer_domain = ?", [domain])]

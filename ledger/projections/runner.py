@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+
 from typing import Any
 
 from .. import timeline
+from ..timeline import recorded_text
 from ..persistence import CREATE_LOCK
 from .base import Projection, preload
 
@@ -34,6 +35,14 @@ ZONE_DDL = "CREATE TABLE IF NOT EXISTS ledger_read_zone (id INTEGER PRIMARY KEY,
 class ZoneMismatch(ValueError):
     """The read models were built in another business time zone than
     LEDGER_TIMEZONE names now: their dates would answer for the other zone."""
+
+
+class Outdated(ValueError):
+    """The read models were built by another version of their projection
+    (another table layout or rule) and this process may not rebuild them:
+    answering from them would be silently wrong."""
+
+
 REBUILD = "@rebuild"
 
 Progress = Callable[[int, int], None]  # (position, head)
@@ -53,15 +62,11 @@ class Status:
 
 
 class Runner:
-    def __init__(
-        self, app: Any, sql: Any, projections: Sequence[Projection], known_at: datetime | None = None,
-        upto: int | None = None,
-    ) -> None:
-        """`known_at` and `upto` make a replay that skips events recorded after
-        that time, or stops at that position (used with a scratch database to
-        answer as the ledger knew it then)."""
+    def __init__(self, app: Any, sql: Any, projections: Sequence[Projection], upto: int | None = None) -> None:
+        """`upto` makes a replay that stops at that position (audit's
+        verification of an issued statement, into a scratch database)."""
         self.app, self.sql, self.projections = app, sql, list(projections)
-        self.known_at, self.upto = known_at, upto
+        self.upto = upto
         self._grown: dict[str, int] = {}  # events applied per table suffix since its last ANALYZE
         self._zone_checked = False
         self._ensure_schema()
@@ -175,6 +180,11 @@ class Runner:
         for p in self.projections:
             state = states.get(p.name)
             if state is not None and state[1] != p.version:
+                if self.sql.db.read_only:
+                    raise Outdated(
+                        f"the read model {p.name} was built by version {state[1]} of its projection, this ledger "
+                        f"needs version {p.version}; this file is read-only, so it cannot be rebuilt here: run "
+                        "`ledger --as system projections rebuild` where it can be written")
                 self.rebuild(p.name, progress)
         applied = 0
         while True:
@@ -199,8 +209,6 @@ class Runner:
             )
             decode = self.app.mapper.to_domain_event
             pairs = ((decode(n), n) for n in notifications)
-            if self.known_at is not None:
-                pairs = ((e, n) for e, n in pairs if e.timestamp <= self.known_at)
             # A short batch read everything up to the head (the rest was other topics).
             last = notifications[-1].id if len(notifications) == batch else head
             self._apply(targets, positions, pairs, last)
@@ -229,7 +237,7 @@ class Runner:
         """Apply events this process has just written, without reading them
         back, when no other writer's events came between (else returns False
         and catch_up reads them from the log)."""
-        if not recordings or self.known_at is not None or self.upto is not None:
+        if not recordings or self.upto is not None:
             return not recordings
         first, last = recordings[0].notification.id, recordings[-1].notification.id
         if last - first + 1 != len(recordings):
@@ -261,8 +269,11 @@ class Runner:
         preload(self.sql, [w for p, name, _ in busy for w in writers[name].wanted(
             k for e, n in mine[name] for k in p.reads(e, n))])
         for p, name, _ in busy:  # each in log order; the targets' tables are independent
+            w = writers[name]
             for event, n in mine[name]:
-                p.apply(writers[name], event, n)
+                # Where the versions this event writes begin (base.Rows).
+                w.position, w.recorded = n.id, recorded_text(event.timestamp)
+                p.apply(w, event, n)
         for writer in writers.values():
             writer.flush()
         self._set_states([(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]])
@@ -317,3 +328,4 @@ class Runner:
             pass
         self._analyze_if_grown(live, 0, force=True)
         return True
+

@@ -17,12 +17,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
 from ..timeline import business_date, recorded_text
-from .base import Projection, Table, Writer
+from .base import Projection, Table, Writer, held
 
 ZERO = Decimal("0.00")
 KIND_BY_BILLING = {
@@ -76,7 +76,7 @@ ISSUED = Table(
 
 class Statements(Projection):
     name = "statements"
-    version = 4
+    version = 6  # 6: rows keep the positions and recorded times between which they held
     tables = (PARTNERS, RATES, SUBSCRIPTIONS, CHARGES, LINES, ISSUED)
     handles = (
         Partner.Enrolled, Partner.RateSet, Subscription.Started, Subscription.Renewed,
@@ -88,8 +88,12 @@ class Statements(Projection):
         match e:
             case Partner.RateSet():
                 return [("st_partners", (agg,))]
+            case Subscription.Started():  # known absent, so nothing to close
+                return [("st_charges", (agg, 1))]
             case Subscription.Renewed():
-                return [("st_subscriptions", (agg,))]
+                return [("st_subscriptions", (agg,)), ("st_charges", (agg, e.charge))]
+            case IssuedStatement.Issued():
+                return [("st_issued", (e.partner, e.month))]
             case Subscription.Refunded():
                 return [("st_subscriptions", (agg,)), ("st_charges", (agg, e.charge))]
         return []
@@ -169,19 +173,71 @@ class Cut:
         return Cut(position if self.position is None else min(self.position, position), self.recorded)
 
 
+def enrolled(sql: Any, partner: str) -> bool:
+    """Whether the partner was enrolled, as the reader's cut knew."""
+    return sql.one(f"SELECT 1 FROM st_partners t WHERE {held(sql, 't')} AND t.partner = ?", [partner]) is not None
+
+
+def line_at(sql: Any, position: int) -> tuple[str, str] | None:
+    """The statement line written at a ledger position, as (partner, subscription id); None if none."""
+    row = sql.one("SELECT partner, subscription FROM st_lines WHERE position = ?", [position])
+    return (row[0], row[1]) if row else None
+
+
 def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
     """The partner's rates as (effective day, rate), by day and, within a day,
     in recorded order (what money.rate_in_force takes)."""
     cond, params = cut.sql()
-    rows = sql.all(f"SELECT effective_on, position, rate FROM st_rates WHERE partner = ?{cond}", [partner, *params])
+    rows = sql.all(f"SELECT effective_on, position, rate FROM st_rates t WHERE {held(sql, 't')} AND partner = ?{cond}",
+                   [partner, *params])
     return [(d, Decimal(r)) for d, _, r in sorted((d, int(p), r) for d, p, r in rows)]
+
+
+class Line(TypedDict):
+    """A statement line: money as Decimal in the currency's minor units, `day`
+    an ISO business date, `adjustment` the month of a late line (else None).
+    Ledger.statement adds `customer` and fills `order_number`."""
+
+    day: str
+    entry: str             # charge or refund
+    subscription: str
+    charge: int
+    customer_domain: str
+    plan: str
+    billing: str
+    amount: Decimal
+    currency: str
+    rate: Decimal
+    commission: Decimal
+    kind: str              # KIND_BY_BILLING
+    vendor_share: Decimal
+    partner_share: Decimal
+    payable_to_partner: Decimal
+    invoice_to_partner: Decimal
+    adjustment: str | None
+    position: int
+    deal: str | None
+    order_number: str | None
+    customer: NotRequired[str]
+
+
+class Statement(TypedDict):
+    """A month's statement of one partner (statement)."""
+
+    partner: str
+    month: str             # YYYY-MM
+    lines: list[Line]
+    totals: dict[str, dict[str, Decimal]]  # per currency, per TOTAL_KEYS
+    fingerprint: str       # SHA-256 of canonical()
+    issued: NotRequired[dict[str, Any]]    # once issued: position, fingerprint, recorded
 
 
 def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
     """Enrolled partners (one, given `partner`) with their commission rate in
     force on `as_of` (money.rate_in_force) and the day it took effect:
     [{"partner", "rate": Decimal, "since": ISO date}], by partner id."""
-    names = sorted({p for (p,) in sql.all("SELECT partner FROM st_partners")} if partner is None else [partner])
+    names = sorted({p for (p,) in sql.all(f"SELECT t.partner FROM st_partners t WHERE {held(sql, 't')}")}
+                   if partner is None else [partner])
     day, out = as_of.isoformat(), []
     for name in names:
         rates = _rates(sql, name, Cut())
@@ -190,7 +246,7 @@ def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[dic
     return out
 
 
-def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, Any]:
+def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
     """A stored line with its rate, commission and money flows."""
     amount = Decimal(row["amount"])
     rate = money.rate_in_force(rates, row["rate_day"])
@@ -218,7 +274,7 @@ def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> dict[str, A
 TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
 
 
-def totals(lines: list[dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+def totals(lines: list[Line]) -> dict[str, dict[str, Decimal]]:
     out: dict[str, dict[str, Decimal]] = defaultdict(lambda: {k: ZERO for k in TOTAL_KEYS})
     for line in lines:
         t = out[line["currency"]]
@@ -235,7 +291,7 @@ def issued_months(sql: Any, partner: str, cut: Cut = Cut()) -> dict[str, dict[st
             for m, p, f, r, ep in rows}
 
 
-def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date | None = None) -> dict[str, Any]:
+def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date | None = None) -> Statement:
     """The statement of a month as known at `cut`, with the lines dated up to
     `as_of` (default: the whole month). An issued month shows what it showed
     when issued; lines that arrived after a month was issued land in the
@@ -271,7 +327,7 @@ def statement(sql: Any, partner: str, month: str, cut: Cut = Cut(), as_of: date 
     mine.sort(key=lambda r: (r["adjustment"], r["day"], r["position"]))
     rates = _rates(sql, partner, cut)
     lines = [priced(r, rates) for r in mine]
-    out = {"partner": partner, "month": month, "lines": lines, "totals": totals(lines)}
+    out: Statement = {"partner": partner, "month": month, "lines": lines, "totals": totals(lines), "fingerprint": ""}
     out["fingerprint"] = fingerprint(out)
     if frozen is not None:
         out["issued"] = {"position": frozen["position"], "fingerprint": frozen["fingerprint"],

@@ -15,6 +15,7 @@ TOKENS = Table(
     columns={"agg": "TEXT", "name": "TEXT", "actor": "TEXT", "digest": "TEXT", "issued_at": "TEXT", "issued_by": "TEXT",
              "revoked_at": "TEXT", "revoked_by": "TEXT"},
     indexes=(("digest",), ("name",)),
+    current_only=True,  # checked against the live ledger only, never known-at
 )
 
 
