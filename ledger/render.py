@@ -5,7 +5,6 @@ strings, dates and times in ISO 8601. Standard library only (the CLI's
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +32,8 @@ _BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2
 def dump(value: Any) -> str:
     """`value` as one line of JSON text (UTF-8 characters kept as they are,
     line-breaking characters escaped)."""
+    import json  # here: `ledger --help` imports this module and never needs it
+
     return json.dumps(plain(value), ensure_ascii=False).translate(_BREAKS)
 
 

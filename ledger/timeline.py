@@ -13,7 +13,9 @@ after changing it."""
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .errors import BadInput
@@ -22,10 +24,23 @@ from .settings import Time, business_zone, timezone_name
 UTC = timezone.utc
 
 
+# Every event's date asks for the zone (a rebuild: millions of times). The
+# environment's own dict answers without the KeyError that os.environ.get
+# raises and catches inside when the variable is unset (POSIX; elsewhere
+# os.environ itself); the zone is looked up again only when the value changed.
+_ENVIRON: Any = os.environ._data if os.name == "posix" else os.environ  # type: ignore[attr-defined]
+_KEY: Any = os.fsencode("LEDGER_TIMEZONE") if os.name == "posix" else "LEDGER_TIMEZONE"
+_last: tuple[Any, ZoneInfo] | None = None
+
+
 def zone() -> ZoneInfo:
     """The business time zone named by LEDGER_TIMEZONE (default UTC).
     Raises BadInput for an unknown name."""
-    return business_zone(timezone_name())
+    global _last
+    raw = _ENVIRON.get(_KEY)
+    if _last is None or _last[0] != raw:
+        _last = (raw, business_zone(timezone_name()))
+    return _last[1]
 
 
 def business_date(instant: datetime) -> date:

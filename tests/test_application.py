@@ -365,6 +365,28 @@ def test_a_refusal_after_events_were_triggered_leaves_nothing_behind(h: Harness)
     assert h.ledger.app.get(Deal, "d-1").lapsed_on is None
 
 
+def test_a_refusal_mid_batch_leaves_no_event_of_that_command(h: Harness) -> None:
+    # One batch: the command before and the one after the refused one touch
+    # the same deal and customer; the refused one found the deal's lapse due
+    # (2026-04-10) and was refused after that (no partner for partner billing).
+    program(h)
+    h.ok(deal("d-1", on="2026-01-10"))
+    head = h.head()
+    results = h.submit(
+        cmd("add_deal_note", id="before", on="2026-03-01", actor="partner:acme", deal="d-1", text="call"),
+        cmd("start_subscription", id="mid", on="2026-06-20", subscription="s-1", customer_domain="example.fi",
+            plan="Pro", currency="EUR", amount="100.00", period="monthly", billing="partner"),
+        cmd("add_deal_note", id="after", on="2026-06-20", actor="partner:acme", deal="d-1", text="late"),
+    )
+    assert [r.status for r in results] == ["applied", "refused", "applied"]
+    written = [h.ledger.app.mapper.to_domain_event(n)
+               for n in h.ledger.app.recorder.select_notifications(head + 1, 100)]
+    assert {e.command_id for e in written} == {"before", "after"}
+    assert h.ledger.app.get(Subscription, "s-1") is None
+    lapses = [e for e in events_of(h, Deal, "d-1") if isinstance(e, Deal.ProtectionLapsed)]
+    assert [e.command_id for e in lapses] == ["after"]
+
+
 def test_bulk_submission_batches_and_survives_a_large_file(h: Harness) -> None:
     program(h)
     lines = [deal(f"d-{i}", email=f"x@c{i}.fi", name=f"C{i} Oy") for i in range(1200)]

@@ -1,6 +1,11 @@
 """One small handler per command type: load the aggregates, check ownership,
 let the aggregates validate, then trigger events. A handler checks everything
-before the first event is triggered, so a refusal leaves nothing behind.
+before the first event is triggered, so a refusal leaves nothing behind (the
+unit of work makes sure: ledger/unitofwork.py). What a command finds due on
+the way (a protection that lapsed, a trial that expired) is recorded only
+after its checks. A new aggregate (Deal.register, Trial.start,
+Subscription.start) checks its own fields before its first event and is part
+of the command's effects only once added to the unit of work.
 
 A handler returns an optional note for the per-line report (e.g. why a deal
 was denied at once). Which handler runs for which command type is declared in
@@ -55,44 +60,42 @@ def _customer_email(partner: Partner, email: str) -> str:
     return domain
 
 
-def _customer(uow: UnitOfWork, domain: str, name: str, ctx: Context) -> Customer:
-    customer = uow.get(Customer, domain)
-    if customer is None:
-        customer = Customer.recognise(domain, name, ctx)
-        uow.add(customer)
+def _recognise(uow: UnitOfWork, domain: str, name: str, ctx: Context) -> Customer:
+    """A customer the ledger meets for the first time, added to the unit of work."""
+    customer = Customer.recognise(domain, name, ctx)
+    uow.add(customer)
     return customer
 
 
-def _running_trial(uow: UnitOfWork, customer: Customer, ctx: Context) -> Trial | None:
-    """The customer's trial that runs on the command's effective day, if any."""
-    if not customer.trial:
-        return None
-    trial = _require(uow, Trial, customer.trial)
-    return trial if trial.runs_on(ctx.day) else None
+def _deal_of_record(uow: UnitOfWork, customer: Customer | None) -> Deal | None:
+    """The deal whose protection the customer recorded last (it may have run
+    out since: `_protects`), or None."""
+    return _require(uow, Deal, customer.protecting_deal) if customer is not None and customer.protecting_deal else None
 
 
-def _claimed_by_other(uow: UnitOfWork, customer: Customer, partner: str, ctx: Context) -> str | None:
+def _latest_trial(uow: UnitOfWork, customer: Customer | None) -> Trial | None:
+    """The customer's latest trial (it may have ended: `_runs`), or None."""
+    return _require(uow, Trial, customer.trial) if customer is not None and customer.trial else None
+
+
+def _protects(deal: Deal | None, ctx: Context) -> Deal | None:
+    """The deal if it protects its customer on the command's effective day."""
+    return deal if deal is not None and deal.protects(ctx.day) else None
+
+
+def _runs(trial: Trial | None, ctx: Context) -> Trial | None:
+    """The trial if it runs on the command's effective day."""
+    return trial if trial is not None and trial.runs_on(ctx.day) else None
+
+
+def _claimed_by_other(protecting: Deal | None, running: Trial | None, partner: str) -> str | None:
     """Until when another partner holds the customer, or None: a live deal
     protection or a running trial of another partner claims it alike
     (seed: a trial makes the customer the partner's). Names no partner."""
-    protecting = _live_protection(uow, customer, ctx)
     if protecting is not None and protecting.partner != partner:
         return str(protecting.protected_until)
-    trial = _running_trial(uow, customer, ctx)
-    if trial is not None and trial.partner != partner:
-        return str(trial.ends_on)
-    return None
-
-
-def _live_protection(uow: UnitOfWork, customer: Customer, ctx: Context) -> Deal | None:
-    """The deal that protects the customer on the command's effective day, if any.
-    A protection found lapsed is recorded as lapsed (same atomic save)."""
-    if not customer.protecting_deal:
-        return None
-    deal = _require(uow, Deal, customer.protecting_deal)
-    if deal.protects(ctx.day):
-        return deal
-    deal.record_lapse_if_due(ctx)
+    if running is not None and running.partner != partner:
+        return str(running.ends_on)
     return None
 
 
@@ -121,28 +124,33 @@ def set_commission_rate(uow: UnitOfWork, d: m.SetCommissionRate, ctx: Context) -
 
 # -- deals ----------------------------------------------------------------
 def _partners_customer(
-    uow: UnitOfWork, partner_id: str, email: str, name: str, ctx: Context, what: str, new: tuple[type, str]
-) -> tuple[str, Customer]:
+    uow: UnitOfWork, partner_id: str, email: str, ctx: Context, what: str, new: tuple[type, str]
+) -> tuple[str, Customer | None]:
     """What registering a deal and starting a trial share: the partner acts for
     itself, the record is new, and the email identifies a company that is not
-    the partner itself. Returns the customer's domain and aggregate."""
+    the partner itself. Returns the customer's domain and its aggregate (None:
+    the ledger has not met it yet)."""
     authority.owner(_actor(ctx), partner_id, f"partner {partner_id}'s {what}")
     partner = _require(uow, Partner, partner_id)
     _absent(uow, *new)
     domain = _customer_email(partner, email)
-    return domain, _customer(uow, domain, name, ctx)
+    return domain, uow.get(Customer, domain)
 
 
 def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | None:
-    domain, customer = _partners_customer(
-        uow, d.partner, d.customer_email, d.customer_name, ctx, "deals", (Deal, d.deal))
-    protecting = _live_protection(uow, customer, ctx)
+    domain, customer = _partners_customer(uow, d.partner, d.customer_email, ctx, "deals", (Deal, d.deal))
+    of_record = _deal_of_record(uow, customer)
+    protecting = _protects(of_record, ctx)
     if protecting is not None and protecting.partner == d.partner:
         raise Refused(
             f"{domain} is already protected by your deal {protecting.deal} "
             f"until {protecting.protected_until}; add a note to it instead"
         )
-    claimed_until = _claimed_by_other(uow, customer, d.partner, ctx)
+    claimed_until = _claimed_by_other(protecting, _runs(_latest_trial(uow, customer), ctx), d.partner)
+    # Everything is checked: from here on, only events.
+    if of_record is not None:
+        of_record.record_lapse_if_due(ctx)  # a protection found lapsed is recorded as lapsed
+    customer = customer or _recognise(uow, domain, d.customer_name, ctx)
     deal = Deal.register(
         d.deal, d.partner, domain, d.customer_name, d.contact_name,
         d.customer_email, d.note, ctx,
@@ -201,19 +209,24 @@ def lose_deal(uow: UnitOfWork, d: m.LoseDeal, ctx: Context) -> str | None:
 
 # -- trials ---------------------------------------------------------------
 def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
-    domain, customer = _partners_customer(
-        uow, d.partner, d.customer_email, d.customer_name, ctx, "trials", (Trial, d.trial))
-    if customer.is_paying:
+    domain, customer = _partners_customer(uow, d.partner, d.customer_email, ctx, "trials", (Trial, d.trial))
+    if customer is not None and customer.is_paying:
         raise Refused(f"{domain} already has an active subscription; no trial needed")
-    claimed_until = _claimed_by_other(uow, customer, d.partner, ctx)
+    of_record = _deal_of_record(uow, customer)
+    latest = _latest_trial(uow, customer)
+    running = _runs(latest, ctx)
+    claimed_until = _claimed_by_other(_protects(of_record, ctx), running, d.partner)
     if claimed_until is not None:  # another partner's deal or running trial holds it
         raise Refused(f"{domain} is protected by another partner until {claimed_until}")
-    if customer.trial:
-        running = _require(uow, Trial, customer.trial)
-        if running.runs_on(ctx.day):  # (another partner's running trial was refused above)
-            raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
-        running.expire_if_due(ctx)
-    trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)
+    if running is not None:  # (another partner's running trial was refused above)
+        raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
+    trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)  # checks days
+    # Everything is checked: from here on, only events.
+    if of_record is not None:
+        of_record.record_lapse_if_due(ctx)
+    customer = customer or _recognise(uow, domain, d.customer_name, ctx)
+    if latest is not None:
+        latest.expire_if_due(ctx)
     uow.add(trial)
     customer.attach_trial(d.trial, d.partner, ctx)
     return f"runs until {trial.ends_on}"
@@ -230,11 +243,12 @@ def extend_trial(uow: UnitOfWork, d: m.ExtendTrial, ctx: Context) -> str | None:
 def start_subscription(uow: UnitOfWork, d: m.StartSubscription, ctx: Context) -> str | None:
     _absent(uow, Subscription, d.subscription)
     billing, order_number = d.billing, d.order_number
+    of_record: Deal | None = None  # the deal of record whose lapse may be due (no deal named)
     if d.deal:
         deal = _won_deal(uow, d)
         domain, partner = deal.domain, deal.partner
         billing, order_number = billing or deal.billing, order_number or deal.order_number
-        customer = _require(uow, Customer, domain)
+        customer: Customer | None = _require(uow, Customer, domain)
         for active in sorted(customer.active_subscriptions):
             sub = uow.get(Subscription, active)
             if sub is not None and sub.deal == d.deal:
@@ -242,20 +256,26 @@ def start_subscription(uow: UnitOfWork, d: m.StartSubscription, ctx: Context) ->
     else:
         assert d.customer_domain is not None  # the model requires it without a deal
         domain = _domain(d.customer_domain)
-        customer = uow.get(Customer, domain) or _customer(uow, domain, domain, ctx)
+        customer = uow.get(Customer, domain)
         # Attributed to the partner whose trial runs, else whose deal protects,
         # else whose customer it already is.
-        trial = _running_trial(uow, customer, ctx)
-        protecting = _live_protection(uow, customer, ctx)
-        partner = trial.partner if trial else protecting.partner if protecting else customer.partner
+        trial = _runs(_latest_trial(uow, customer), ctx)
+        of_record = _deal_of_record(uow, customer)
+        protecting = _protects(of_record, ctx)
+        partner = (trial.partner if trial else protecting.partner if protecting
+                   else customer.partner if customer else None)
     assert billing is not None  # the model requires it without a deal; a won deal has one
-    sub = Subscription.start(
+    sub = Subscription.start(  # checks its own fields; joins the unit of work below
         d.subscription, domain, partner, d.deal, d.plan, d.amount, d.currency,
         d.period, billing, order_number, ctx,
     )
+    trial = _runs(_latest_trial(uow, customer), ctx)  # its trial converts (below)
+    # Everything is checked: from here on, only events.
+    if of_record is not None:
+        of_record.record_lapse_if_due(ctx)
+    customer = customer or _recognise(uow, domain, domain, ctx)
     uow.add(sub)
     customer.attach_subscription(d.subscription, partner, ctx)
-    trial = _running_trial(uow, customer, ctx)
     if trial is not None and partner is not None and trial.partner == partner:
         trial.convert(d.subscription, ctx)  # only the attributed partner's trial converts
     return f"partner {partner}" if partner else "direct customer (no partner)"
