@@ -88,8 +88,10 @@ def _shown_totals(st: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def statement_json(st: dict[str, Any]) -> dict[str, Any]:
-    """The statement as `--json` prints it: money as strings in minor units."""
-    return st | {"lines": [_shown(line) for line in st["lines"]], "totals": _shown_totals(st)}
+    """The statement as `--json` prints it: money as strings in minor units,
+    days in ISO 8601."""
+    return st | {"lines": [_shown(line) | {"day": _plain(line["day"])} for line in st["lines"]],
+                 "totals": _shown_totals(st)}
 
 
 def _issued_text(st: dict[str, Any]) -> str:

@@ -168,12 +168,12 @@ class Ledger:
         partner, sql = self._scoped(partner, known_at)
         return overview.subscriptions(sql, as_of, partner, status)
 
-    def trials(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def trials(self, partner: str | None, as_of: date, known_at: datetime | None = None) -> list[overview.TrialRow]:
         """Trials as of a day (see overview.trials); a partner sees its own."""
         partner, sql = self._scoped(partner, known_at)
         return overview.trials(sql, as_of, partner)
 
-    def partners(self, as_of: date, known_at: datetime | None = None) -> list[dict[str, Any]]:
+    def partners(self, as_of: date, known_at: datetime | None = None) -> list[statements.PartnerRate]:
         """Partners with the commission rate in force on `as_of` (see
         statements.partner_rates); a partner sees only itself."""
         partner, sql = self._scoped(None, known_at)
@@ -182,8 +182,8 @@ class Ledger:
     def deal_card(self, deal: str, as_of: date, known_at: datetime | None = None) -> dict[str, Any]:
         """The deal card as of a day (and, with `known_at`, as the ledger knew
         it at that recorded time): the pipeline's row (stage, review,
-        protection), the contact from the registration, the notes (day, actor,
-        text) and the deal's history (its events in order, as `audit explain`
+        protection), the contact from the registration, the notes (day: a
+        date, actor, text) and the deal's history (its events in order, as `audit explain`
         shows them). Raises Refused for an unknown deal or another partner's."""
         from .audit import render
 
@@ -201,7 +201,7 @@ class Ledger:
         for e, _ in events:
             text = getattr(e, "text", None) or getattr(e, "note", None)
             if text:
-                notes.append({"day": business_date(e.at).isoformat(), "actor": e.actor, "text": text})
+                notes.append({"day": business_date(e.at), "actor": e.actor, "text": text})
             if isinstance(e, Deal.ClosedWon):
                 order_number = e.order_number
         return {

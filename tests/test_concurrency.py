@@ -70,7 +70,7 @@ def test_two_processes_adding_notes_to_one_deal_lose_and_duplicate_nothing(h: Ha
     assert [e.originator_version for e in events] == list(range(1, 62))
     assert sorted(e.command_id for e in events[1:]) == sorted(f"n-{i}" for i in range(60))
     # The read model saw every note too.
-    assert h.ledger.deals(None, None, None, __import__("datetime").date(2026, 2, 1))[0]["last_action"] == "2026-01-11"
+    assert h.ledger.deals(None, None, None, __import__("datetime").date(2026, 2, 1))[0]["last_action"] == __import__("datetime").date(2026, 1, 11)
 
 
 def test_two_partners_racing_for_one_customer_end_with_one_protection(h: Harness, tmp_path: Path) -> None:

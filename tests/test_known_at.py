@@ -98,7 +98,7 @@ def test_every_query_known_at_equals_what_it_answered_then(h: Harness) -> None:
     # Each step changed some answer, and the queries saw every kind of change.
     assert all(a[3] != b[3] for a, b in zip(captured[::2], captured[2::2]))
     assert captured[0][3]["overview gamma"][0] == "NotFound" and isinstance(captured[-1][3]["overview gamma"], list)
-    assert captured[-3][3]["deal card d-3"]["protected_until"] == "2026-06-02"
+    assert captured[-3][3]["deal card d-3"]["protected_until"] == date(2026, 6, 2)
     assert captured[-1][3]["deal card d-3"]["protected_until"] is None  # lapsed by the sweep
     assert_known_at_equals_then(h, captured)
     # Before anything was recorded: nothing was known.

@@ -137,8 +137,8 @@ def test_statement_per_billing_option(h: Harness) -> None:
     ]
     cc, inv, pb = st_["lines"]
     assert [(x["customer_domain"], x["billing"], x["currency"], x["day"]) for x in st_["lines"]] == [
-        ("cc.fi", "credit-card", "EUR", "2026-03-05"), ("inv.fi", "invoice", "EUR", "2026-03-05"),
-        ("pb.fi", "partner", "EUR", "2026-03-05")]
+        ("cc.fi", "credit-card", "EUR", date(2026, 3, 5)), ("inv.fi", "invoice", "EUR", date(2026, 3, 5)),
+        ("pb.fi", "partner", "EUR", date(2026, 3, 5))]
     # Credit card and invoice: the vendor bills the customer and pays the partner its commission.
     assert (cc["vendor_share"], cc["partner_share"], cc["payable_to_partner"], cc["invoice_to_partner"]) == (
         D("80.00"), D("20.00"), D("20.00"), D("0.00"))  # 100.00 - 20.00
@@ -261,7 +261,7 @@ def test_statement_refund_in_a_later_month_at_the_refunded_charges_rate(h: Harne
         ("s-2", "refund", 1, D("-200.00"), D("0.20"), D("-40.00"), NET),   # -(200 × 0.20)
         ("s-1", "charge", 3, D("100.00"), D("0.10"), D("10.00"), PAY),     # 100 × 0.10
     ]
-    assert [x["day"] for x in may["lines"]] == ["2026-05-05", "2026-05-06", "2026-05-07", "2026-05-10"]
+    assert [x["day"] for x in may["lines"]] == [date(2026, 5, 5), date(2026, 5, 6), date(2026, 5, 7), date(2026, 5, 10)]
     assert [x["vendor_share"] for x in may["lines"]] == [D("-80.00"), D("-35.00"), D("-160.00"), D("90.00")]
     assert may["totals"]["EUR"] == {
         "amount": D("-250.00"),             # -100 - 50 - 200 + 100
@@ -695,8 +695,8 @@ def test_pipeline_rows_and_protection(h: Harness) -> None:
     rows = h.ledger.deals(None, None, None, day("2026-03-01"))
     assert [(r["deal"], r["partner"], r["customer_domain"], r["stage"], r["review"], r["protected_until"])
             for r in rows] == [
-        ("d-1", "acme", "one.fi", "new", "pending", "2026-04-10"),      # registered 2026-01-10 + 90
-        ("d-2", "acme", "two.fi", "trial", "accepted", "2026-05-02"),   # moved 2026-02-01 + 90
+        ("d-1", "acme", "one.fi", "new", "pending", date(2026, 4, 10)),      # registered 2026-01-10 + 90
+        ("d-2", "acme", "two.fi", "trial", "accepted", date(2026, 5, 2)),   # moved 2026-02-01 + 90
         ("d-3", "beta", "three.fi", "new", "denied", None),
         ("d-4", "acme", "four.fi", "closed-won", "accepted", None),
         ("d-5", "acme", "five.fi", "closed-lost", "pending", None),
@@ -706,13 +706,13 @@ def test_pipeline_rows_and_protection(h: Harness) -> None:
     # A note renews d-1's protection: 2026-03-01 + 90 = 2026-05-30.
     h.ok(cmd("add_deal_note", on="2026-03-01", actor="partner:acme", deal="d-1", text="call booked"))
     by = {r["deal"]: r for r in h.ledger.deals("acme", None, None, day("2026-05-01"))}
-    assert (by["d-1"]["protected_until"], by["d-1"]["protected"]) == ("2026-05-30", True)
-    assert (by["d-2"]["protected_until"], by["d-2"]["protected"]) == ("2026-05-02", True)
+    assert (by["d-1"]["protected_until"], by["d-1"]["protected"]) == (date(2026, 5, 30), True)
+    assert (by["d-2"]["protected_until"], by["d-2"]["protected"]) == (date(2026, 5, 2), True)
     # A sweep on 2026-05-02 records d-2's lapse (last action 2026-02-01 + 90); d-1 still holds.
     assert h.ledger.sweep(on=day("2026-05-02")).message == "1 protections lapsed, 0 trials expired"
     by = {r["deal"]: r for r in h.ledger.deals("acme", None, None, day("2026-05-02"))}
     assert (by["d-2"]["protected_until"], by["d-2"]["protected"]) == (None, False)
-    assert (by["d-1"]["protected_until"], by["d-1"]["protected"]) == ("2026-05-30", True)
+    assert (by["d-1"]["protected_until"], by["d-1"]["protected"]) == (date(2026, 5, 30), True)
 
 
 def test_pipeline_filters(h: Harness) -> None:
@@ -744,7 +744,7 @@ def test_pipeline_as_of_a_past_date_shows_the_deal_as_it_was(h: Harness) -> None
     h.ok(cmd("accept_deal", on="2026-01-20", deal="d-2"),
          cmd("move_deal", on="2026-02-01", actor="partner:acme", deal="d-2", stage="trial"))
     (r,) = h.ledger.deals("acme", None, None, day("2026-01-15"))
-    assert (r["stage"], r["review"], r["protected_until"]) == ("new", "pending", "2026-04-10")
+    assert (r["stage"], r["review"], r["protected_until"]) == ("new", "pending", date(2026, 4, 10))
 
 
 # == 5-7. incremental catch-up, rebuilds ========================================================

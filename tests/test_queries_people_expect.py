@@ -45,14 +45,14 @@ def test_deal_card_has_contact_notes_and_history(h: Harness) -> None:
         "customer_email": "jane@example.fi", "customer_domain": "example.fi", "stage": "closed-won",
         "review": "accepted", "billing": "invoice", "order_number": "PO-77"}
     assert card["deny_reason"] is None and card["protected_until"] is None  # closed: no protection
-    assert card["notes"] == [{"day": "2026-01-10", "actor": "partner:acme", "text": "Met at the fair"},
-                             {"day": "2026-01-15", "actor": "partner:acme", "text": "Wants the yearly plan"}]
+    assert card["notes"] == [{"day": date(2026, 1, 10), "actor": "partner:acme", "text": "Met at the fair"},
+                             {"day": date(2026, 1, 15), "actor": "partner:acme", "text": "Wants the yearly plan"}]
     assert [e["type"].split(".")[-1] for e in card["history"]] == ["Registered", "Accepted", "NoteAdded", "ClosedWon"]
     positions = [e["position"] for e in card["history"]]
     assert positions == sorted(positions)
     # As it stood on a past day: open, protected, one note.
     before = h.ledger.deal_card("d-1", date(2026, 1, 12))
-    assert before["stage"] == "new" and before["protected_until"] == "2026-04-10" and len(before["notes"]) == 1
+    assert before["stage"] == "new" and before["protected_until"] == date(2026, 4, 10) and len(before["notes"]) == 1
     with pytest.raises(Refused, match="no deal d-9"):
         h.ledger.deal_card("d-9", date(2026, 3, 1))
 
@@ -87,11 +87,11 @@ def test_subscriptions_rows_status_and_periods(h: Harness) -> None:
     assert s1 == {
         "subscription": "s-1", "partner": "acme", "deal": "d-1", "customer_domain": "example.fi", "plan": "Pro",
         "amount": Decimal("1200"), "currency": "EUR", "period": "monthly", "billing": "invoice", "status": "active",
-        "current_period_start": "2026-03-01", "current_period_end": "2026-04-01", "next_renewal": "2026-04-01"}
+        "current_period_start": date(2026, 3, 1), "current_period_end": date(2026, 4, 1), "next_renewal": date(2026, 4, 1)}
     assert rows[1]["next_renewal"] is None
     # As of a day before the renewal: the first period.
     (early,) = h.ledger.subscriptions("acme", "active", date(2026, 2, 15))
-    assert (early["current_period_start"], early["current_period_end"]) == ("2026-02-01", "2026-03-01")
+    assert (early["current_period_start"], early["current_period_end"]) == (date(2026, 2, 1), date(2026, 3, 1))
     assert h.ledger.subscriptions(None, "cancelled", date(2026, 3, 5))[0]["subscription"] == "s-2"
     assert h.ledger.subscriptions(None, None, date(2026, 1, 31)) == []  # none started yet
     with Ledger(h.url, "partner:beta", clock=h.clock) as beta:

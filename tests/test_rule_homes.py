@@ -28,8 +28,8 @@ def test_the_protection_length_is_one_edit(h: Harness, monkeypatch: pytest.Monke
     # 2026-01-10 + 60 days = 2026-03-11 (with 90: 2026-04-10).
     assert h.ledger.app.get(Deal, "d-1").protected_until == date(2026, 3, 11)
     (row,) = h.ledger.deals(None, None, None, date(2026, 3, 1))
-    assert row["protected_until"] == "2026-03-11" and row["protected"]
-    assert h.ledger.deal_card("d-1", date(2026, 3, 1))["protected_until"] == "2026-03-11"
+    assert row["protected_until"] == date(2026, 3, 11) and row["protected"]
+    assert h.ledger.deal_card("d-1", date(2026, 3, 1))["protected_until"] == date(2026, 3, 11)
     # Lapses within the 14-day window on 2026-03-01 (10 days left); with 90 it would be 40 days away.
     assert ("protection-lapsing", "d-1") in codes(h, date(2026, 3, 1))
     assert ("protection-lapsing", "d-1") not in codes(h, date(2026, 2, 20))  # 19 days left
@@ -37,7 +37,7 @@ def test_the_protection_length_is_one_edit(h: Harness, monkeypatch: pytest.Monke
     assert h.ledger.sweep(on=date(2026, 3, 10)).message == "0 protections lapsed, 0 trials expired"
     assert h.ledger.sweep(on=date(2026, 3, 11)).message == "1 protections lapsed, 0 trials expired"
     (row,) = h.ledger.deals(None, None, None, date(2026, 3, 11))
-    assert row["lapsed_on"] == "2026-03-11" and row["protected_until"] is None
+    assert row["lapsed_on"] == date(2026, 3, 11) and row["protected_until"] is None
 
 
 def test_the_standard_trial_length_is_one_edit(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,7 +166,7 @@ def _pending(day: Day) -> tuple[str, tuple[Any, ...]]:
 def deal_pending_review(day: Day) -> Iterator[Item]:
     for r in day.deals:
         if r["deal-pending-review"]:
-            waited = (day.as_of - date.fromisoformat(r["registered_on"])).days
+            waited = (day.as_of - r["registered_on"]).days
             yield _item("deal-pending-review", r["deal"], r["partner"], r["customer_domain"],
                         f"deal for {r['customer_domain']} pending review for {plural(waited, 'day')}")
 
@@ -190,11 +190,11 @@ def _lapsing(day: Day) -> tuple[str, tuple[Any, ...]]:
 def protection_lapsing(day: Day) -> Iterator[Item]:
     for r in day.deals:
         until = r["protected_until"]
-        if r["protection-lapsing"] and until and day.d < until <= day.ahead(day.s.protection_lapsing_days):
+        if r["protection-lapsing"] and until and day.as_of < until <= shift(day.as_of, day.s.protection_lapsing_days):
             domain = r["customer_domain"]
             yield _item("protection-lapsing", r["deal"], r["partner"], domain,
                         f"protection of {domain} lapses on {until} "
-                        f"(in {plural((date.fromisoformat(until) - day.as_of).days, 'day')}) unless the deal moves")
+                        f"(in {plural((until - day.as_of).days, 'day')}) unless the deal moves")
 
 
 def _won(day: Day) -> tuple[str, tuple[Any, ...]]:

@@ -29,8 +29,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from functools import cache
+from typing import Any, get_type_hints
 
 from eventsourcing.utils import get_topic
 
@@ -360,3 +361,18 @@ class Projection:
 
 def iso(d: Any) -> str | None:
     return d.isoformat() if d is not None else None
+
+
+@cache
+def _date_fields(row_type: type) -> frozenset[str]:
+    """The keys of a TypedDict annotated `date` or `date | None`."""
+    return frozenset(k for k, t in get_type_hints(row_type).items() if t in (date, date | None))
+
+
+def typed(row_type: type, row: dict[str, Any]) -> Any:
+    """`row` as a `row_type` (a query row TypedDict): its `date` fields, kept
+    in the tables as ISO `YYYY-MM-DD` text (compared as text by the SQL and
+    the rules), become `datetime.date`; the rest as they are. The one place a
+    query row's dates are typed: each projection builds its rows through it."""
+    fields = _date_fields(row_type)
+    return {k: date.fromisoformat(v) if k in fields and isinstance(v, str) else v for k, v in row.items()}

@@ -18,7 +18,7 @@ from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
 from ..aggregates.subscription import period_end
 from ..aggregates.trial import trial_end as trial_window_end
 from ..timeline import business_date, shift
-from .base import LIVE, Projection, Table, Writer, held, iso, known
+from .base import LIVE, Projection, Table, Writer, held, iso, known, typed
 
 CUSTOMERS = Table(
     "ov_customers",
@@ -189,9 +189,8 @@ class CustomerRow(TypedDict):
 
 
 class SubscriptionRow(TypedDict):
-    """A subscription as it stood on a day (subscriptions). Dates are ISO
-    `YYYY-MM-DD` business dates; `amount` the plan's price in the currency's
-    minor units."""
+    """A subscription as it stood on a day (subscriptions). Dates are business
+    dates; `amount` the plan's price in the currency's minor units."""
 
     subscription: str
     partner: str | None
@@ -203,9 +202,22 @@ class SubscriptionRow(TypedDict):
     period: str            # monthly or yearly
     billing: str
     status: str            # active or cancelled
-    current_period_start: str | None
-    current_period_end: str | None
-    next_renewal: str | None
+    current_period_start: date | None
+    current_period_end: date | None
+    next_renewal: date | None
+
+
+class TrialRow(TypedDict):
+    """A trial as it stood on a day (trials)."""
+
+    trial: str
+    partner: str | None
+    customer_name: str
+    domain: str
+    started_on: date
+    ends_on: date          # the first day it no longer runs (trial_end)
+    extended: bool         # extended by the day
+    running: bool          # trial_runs on the day
 
 
 def select_rows(sql: Any, table: Table, where: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -399,20 +411,17 @@ def customers(sql: Any, as_of: date, partner: str | None, usage: Usage | None = 
     return out
 
 
-def trials(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
-    """Trials started by `as_of`, as they stood then: trial, partner,
-    customer_name, domain, started_on, ends_on (ISO dates: the first day it no
-    longer runs, `trial_end`), extended (bool), running (bool, `trial_runs`).
-    Newest first."""
+def trials(sql: Any, as_of: date, partner: str | None = None) -> list[TrialRow]:
+    """Trials started by `as_of`, as they stood then (TrialRow). Newest first."""
     day = as_of.isoformat()
     where, params = "t.started_on <= ?", [day]
     if partner is not None:
         where, params = "t.partner = ? AND " + where, [partner, *params]
-    out = [{
+    out: list[TrialRow] = [typed(TrialRow, {
         "trial": t["trial"], "partner": t["partner"], "customer_name": t["customer_name"], "domain": t["domain"],
         "started_on": t["started_on"], "ends_on": trial_end(t, day),
         "extended": bool(t["extended_on"] and t["extended_on"] <= day), "running": trial_runs(t, day),
-    } for t in select_rows(sql, TRIALS, where, params)]
+    }) for t in select_rows(sql, TRIALS, where, params)]
     out.sort(key=lambda x: (x["started_on"], x["trial"]), reverse=True)
     return out
 
@@ -421,7 +430,7 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
                   status: str | None = None) -> list[SubscriptionRow]:
     """Subscriptions started by `as_of`, as they stood then: status `active`
     or `cancelled`, the billing period of the latest charge by then
-    (current_period_start/end, ISO dates) and, while active, next_renewal (the
+    (current_period_start/end) and, while active, next_renewal (the
     end of that period). `amount` is the plan's price, Decimal. Ordered by
     partner and subscription id."""
     day = as_of.isoformat()
@@ -444,13 +453,13 @@ def subscriptions(sql: Any, as_of: date, partner: str | None = None,
         charges = sorted(periods.get(r["agg"], []))
         start = charges[-2][2] if len(charges) > 1 else r["started_on"]  # a period starts where the last ended
         end = charges[-1][2] if charges else None
-        out.append({
+        out.append(typed(SubscriptionRow, {
             "subscription": r["subscription"], "partner": r["partner"], "deal": r["deal"],
             "customer_domain": r["domain"], "plan": r["plan"], "amount": money.quantize(Decimal(r["amount"]), r["currency"]),
             "currency": r["currency"], "period": r["period"], "billing": r["billing"],
             "status": "active" if active else "cancelled",
             "current_period_start": start, "current_period_end": end, "next_renewal": end if active else None,
-        })
+        }))
     out.sort(key=lambda x: (x["partner"] or "", x["subscription"]))
     return out
 

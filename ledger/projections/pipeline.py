@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from ..aggregates import Deal
 from ..aggregates.deal import OPEN_STAGES, STAGES, last_protected_action, protection_end
 from ..timeline import business_date
-from .base import Projection, Table, Writer, held
+from .base import Projection, Table, Writer, held, typed
 
 DEALS = Table(
     "pl_deals",
@@ -81,8 +81,8 @@ class Pipeline(Projection):
 
 
 class DealRow(TypedDict):
-    """A deal as it stood on a day. Dates are ISO `YYYY-MM-DD` business dates
-    (the JSON and CSV outputs print them as they are); None where not reached."""
+    """A deal as it stood on a day. Dates are business dates (the JSON and
+    CSV outputs print them in ISO 8601); None where not reached."""
 
     deal: str
     partner: str
@@ -91,17 +91,18 @@ class DealRow(TypedDict):
     stage: str             # one of deal.STAGES
     review: str            # pending, accepted or denied
     deny_reason: str | None
-    registered_on: str
-    last_action: str       # the last action (registration, stage move, note) by the day
-    protected_until: str | None  # deal.protection_end: the first day it no longer protects
+    registered_on: date
+    last_action: date       # the last action (registration, stage move, note) by the day
+    protected_until: date | None  # deal.protection_end: the first day it no longer protects
     protected: bool
-    lapsed_on: str | None
-    closed_on: str | None
+    lapsed_on: date | None
+    closed_on: date | None
     billing: str | None    # once won
 
 
 def on_day(r: dict[str, Any], day: str) -> DealRow:
-    """A deal row as it stood on `day`; `r["acted"]` is its last action day by then."""
+    """A deal row as it stood on `day` (ISO text, as the table keeps dates);
+    `r["acted"]` is its last action day by then. Built through base.typed."""
     if r["closed_on"] and r["closed_on"] <= day:
         stage = r["stage"]
     elif r["trial_on"] and r["trial_on"] <= day:
@@ -116,7 +117,7 @@ def on_day(r: dict[str, Any], day: str) -> DealRow:
     closed = r["closed_on"] if stage.startswith("closed") else None
     end = protection_end(review, stage, lapsed is not None, date.fromisoformat(r["acted"]))
     until = end.isoformat() if end else None
-    return {
+    return typed(DealRow, {
         "deal": r["deal"], "partner": r["partner"], "customer_domain": r["customer_domain"],
         "customer": r["customer_name"], "stage": stage, "review": review,
         "deny_reason": r["deny_reason"] if review == "denied" else None,
@@ -124,7 +125,7 @@ def on_day(r: dict[str, Any], day: str) -> DealRow:
         "protected_until": until, "protected": until is not None and day < until,
         "lapsed_on": lapsed, "closed_on": closed,
         "billing": r["billing"] if stage == "closed-won" else None,
-    }
+    })
 
 
 def deal_rows(sql: Any, day: str, where: str = "", params: tuple[Any, ...] = (),

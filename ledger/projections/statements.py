@@ -22,7 +22,7 @@ from typing import Any, NotRequired, TypedDict
 from .. import money
 from ..aggregates import IssuedStatement, Partner, Subscription
 from ..timeline import business_date, recorded_text
-from .base import Projection, Table, Writer, held
+from .base import Projection, Table, Writer, held, typed
 
 ZERO = Decimal("0.00")
 KIND_BY_BILLING = {
@@ -195,10 +195,10 @@ def _rates(sql: Any, partner: str, cut: Cut) -> list[tuple[str, Decimal]]:
 
 class Line(TypedDict):
     """A statement line: money as Decimal in the currency's minor units, `day`
-    an ISO business date, `adjustment` the month of a late line (else None).
+    its business date, `adjustment` the month of a late line (else None).
     Ledger.statement adds `customer` and fills `order_number`."""
 
-    day: str
+    day: date
     entry: str             # charge or refund
     subscription: str
     charge: int
@@ -232,22 +232,30 @@ class Statement(TypedDict):
     issued: NotRequired[dict[str, Any]]    # once issued: position, fingerprint, recorded
 
 
-def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[dict[str, Any]]:
+class PartnerRate(TypedDict):
+    """A partner with its commission rate in force on a day (partner_rates)."""
+
+    partner: str
+    rate: Decimal          # money.rate_in_force
+    since: date | None     # the day that rate took effect
+
+
+def partner_rates(sql: Any, as_of: date, partner: str | None = None) -> list[PartnerRate]:
     """Enrolled partners (one, given `partner`) with their commission rate in
-    force on `as_of` (money.rate_in_force) and the day it took effect:
-    [{"partner", "rate": Decimal, "since": ISO date}], by partner id."""
+    force on `as_of` and the day it took effect (PartnerRate), by partner id."""
     names = sorted({p for (p,) in sql.all(f"SELECT t.partner FROM st_partners t WHERE {held(sql, 't')}")}
                    if partner is None else [partner])
     day, out = as_of.isoformat(), []
     for name in names:
         rates = _rates(sql, name, Cut())
         since = max((d for d, _ in rates if d <= day), default=rates[0][0] if rates else None)
-        out.append({"partner": name, "rate": money.rate_in_force(rates, day), "since": since})
+        out.append(typed(PartnerRate, {"partner": name, "rate": money.rate_in_force(rates, day), "since": since}))
     return out
 
 
 def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
-    """A stored line with its rate, commission and money flows."""
+    """A stored line (ISO text dates, as the table keeps them) with its rate,
+    commission and money flows, built through base.typed."""
     amount = Decimal(row["amount"])
     rate = money.rate_in_force(rates, row["rate_day"])
     currency = row["currency"]
@@ -255,7 +263,7 @@ def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
            else money.clawback(Decimal(row["base"]), -amount, rate, currency))
     kind = KIND_BY_BILLING[row["billing"]]
     vendor_share = amount - com
-    return {
+    return typed(Line, {
         "day": row["day"], "entry": row["entry"], "subscription": row["subscription"],
         "charge": row["charge"], "customer_domain": row["customer_domain"], "plan": row["plan"],
         "billing": row["billing"], "amount": amount, "currency": row["currency"], "rate": rate,
@@ -268,7 +276,7 @@ def priced(row: dict[str, Any], rates: list[tuple[str, Decimal]]) -> Line:
         "position": int(row["position"]),
         # Descriptive only (outside the fingerprint, see FINGERPRINTED).
         "deal": row["deal"], "order_number": row["order_number"],
-    }
+    })
 
 
 TOTAL_KEYS = ("amount", "commission", "vendor_share", "partner_share", "payable_to_partner", "invoice_to_partner")
