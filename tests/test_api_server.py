@@ -287,6 +287,6 @@ def test_two_workers_on_postgresql_apply_every_command_exactly_once(db_url: str,
                 "deal", "d1")) if type(e).__name__ == "NoteAdded"]
             assert sorted(notes) == sorted(ids)
             row = [r for r in ledger.deals(None, None, None, date(2026, 2, 1)) if r["deal"] == "d1"]
-            assert row and row[0]["last_action"] == "2026-01-20"
+            assert row and row[0]["last_action"] == date(2026, 1, 20)
     finally:
         h.close()
