@@ -319,8 +319,9 @@ class Malformed(BadInput):
     `type` are the line's own, when its envelope was well-formed, so the
     report can name the command."""
 
-    def __init__(self, message: str, id: str | None = None, type: str | None = None) -> None:  # noqa: A002
-        super().__init__(message)
+    def __init__(self, message: str, id: str | None = None, type: str | None = None,  # noqa: A002
+                 code: str | None = None, facts: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, facts=facts)
         self.id, self.type = id, type
 
 
@@ -505,7 +506,9 @@ def build(obj: dict[str, Any], options: bool = False) -> Command:
     try:
         data = COMMAND_TYPES[env.type].model.model_validate(env.data)
     except ValidationError as e:
-        raise Malformed(_one_line(e, "data.", options), env.id, env.type) from None
+        fields = sorted({str(x["loc"][0]) for x in e.errors() if x["loc"]})
+        raise Malformed(_one_line(e, "data.", options), env.id, env.type,
+                        code="invalid_data", facts={"fields": fields}) from None
     except RecursionError:
         raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)
