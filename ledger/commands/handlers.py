@@ -147,7 +147,8 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
         raise Refused(
             f"{domain} is already protected by your deal {protecting.deal} "
             f"until {protecting.protected_until}; add a note to it instead",
-            code="already_yours", facts={"domain": domain, "deal": protecting.deal, "until": protecting.protected_until},
+            code="already_yours",
+            facts={"domain": domain, "deal": protecting.deal, "until": protecting.protected_until},
         )
     claimed_until = _claimed_by_other(protecting, _runs(_latest_trial(uow, customer), ctx), d.partner)
     # Everything is checked: from here on, only events.
@@ -164,7 +165,8 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
     system = Context(ctx.command_id, "system", ctx.at, ctx.recorded)
     if customer.is_paying:
         deal.deny("existing-customer", system, f"{domain} already has an active subscription")
-        return Note(f"denied at once: existing-customer ({domain} already pays)", "existing_customer", {"domain": domain})
+        return Note(f"denied at once: existing-customer ({domain} already pays)",
+                    "existing_customer", {"domain": domain})
     if claimed_until is not None:
         # Never names the other partner: partners must not learn each other's customers.
         detail = f"protected by another partner until {claimed_until}"
