@@ -15,6 +15,7 @@ from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
 from .db import Database
+from .errors import BadInput
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 from .projections.base import Known, Reader
 from .settings import Time
@@ -217,11 +218,12 @@ class Ledger:
                   as_of: date | None = None) -> statements.Statement:
         """A partner's statement (see statements.statement), each line with the
         customer's name, and the deal's order number where the subscription
-        has none. Raises Refused for an unknown partner or another partner's."""
+        has none. Raises Refused for an unknown partner or another partner's,
+        BadInput when the actor is no partner and names none."""
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
         partner, sql = self._scoped(partner)
         if partner is None:
-            raise Refused("a statement is per partner: give --partner")
+            raise BadInput("a statement is per partner: give --partner")
         st = statements.statement(sql, partner, month, statements.Cut(recorded=known_at), as_of)
         _describe_lines(sql, st["lines"])
         return st

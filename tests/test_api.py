@@ -243,6 +243,7 @@ def test_command_results_and_statuses(api: Api) -> None:
     malformed = api.post(OWNER, {"id": "m-1", "type": "register_deal", "data": {"deal": "d-3"}})
     assert malformed.status_code == 422 and malformed.json()["status"] == "malformed"
     assert malformed.json()["reason"].startswith("data.")
+    assert (malformed.json()["id"], malformed.json()["type"]) == ("m-1", "register_deal")  # as submit --json names it
     assert api.post(OWNER, b"\xff\xfe").json()["status"] == "malformed"
     # The same reasons as `ledger submit --json` gives for the same lines.
     with Ledger(h.url, OWNER, clock=h.clock) as cli_ledger:

@@ -59,7 +59,8 @@ def serve(url: str | None, host: str, port: int, workers: int) -> None:
     """Serve the API until stopped. Raises BadInput for more than one
     worker on SQLite (one writer at a time: processes would only queue on its
     file lock; use PostgreSQL to scale out) and Unavailable when the database
-    does not answer at start."""
+    does not answer at start, ZoneMismatch when the read models were built in
+    another business time zone (every query would refuse)."""
     import uvicorn
 
     from ..service import Ledger
@@ -69,7 +70,8 @@ def serve(url: str | None, host: str, port: int, workers: int) -> None:
         raise BadInput("--workers must be at least 1")
     if db.kind == "sqlite" and workers > 1:
         raise BadInput("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
-    Ledger(db.url).close()  # fails now, with exit 3, if the database does not answer (and creates it)
+    with Ledger(db.url) as ledger:  # fails now, with exit 3, if the database does not answer (and creates it)
+        ledger.runner.require_zone()  # ... and with exit 2 if no query could answer in this zone
     os.environ["LEDGER_DATABASE_URL"] = db.url  # the workers' factory reads it
     from ..portal.session import session_secret
 

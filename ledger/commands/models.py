@@ -22,9 +22,10 @@ from pydantic import (
 
 from .. import money
 from ..aggregates.deal import BILLING_OPTIONS, DENY_REASONS, OPEN_STAGES
+from ..aggregates.partner import check_rate
 from ..aggregates.subscription import PERIODS
 from ..aggregates.trial import EXTENDED_DAYS, STANDARD_DAYS
-from ..errors import BadInput
+from ..errors import BadInput, Refused
 from ..timeline import day_start, effective
 
 MAX_LINE_BYTES = 64 * 1024
@@ -83,7 +84,17 @@ Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, m
 # An amount in a currency: up to 4 decimals here (ISO 4217's most); the
 # currency's own minor units are checked by ledger/money.py.
 Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, gt=0, max_digits=15, decimal_places=4)]
-Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+def _commission_rate(rate: Decimal) -> Decimal:
+    """The partner's rate bounds (`check_rate`, their one home) as a model
+    check: a rate out of them is malformed input, whatever the ledger holds."""
+    try:
+        return check_rate(rate)
+    except Refused as e:
+        raise ValueError(str(e)) from None
+
+
+Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6),
+                 AfterValidator(_commission_rate)]
 
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -484,9 +495,10 @@ def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> 
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
         loc = tuple(x for x in (prefix.rstrip("."),) if x) + tuple(e["loc"])
-        parts.append(one_line(human_error(e, _field_name(loc, options)), 160))
+        # A list of choices is the message's point: it is not cut like the rest.
+        parts.append(one_line(human_error(e, _field_name(loc, options)), 360 if e["type"] == "literal_error" else 160))
     more = len(errors) - 3
-    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
+    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""), 390)
 
 
 def build(obj: dict[str, Any], options: bool = False) -> Command:
@@ -500,7 +512,9 @@ def build(obj: dict[str, Any], options: bool = False) -> Command:
     try:
         env = envelope().model_validate(obj)
     except ValidationError as e:
-        raise Malformed(_one_line(e, options=options)) from None
+        # The line's id still names it in the report when the id itself is well-formed.
+        known = obj.get("id") if isinstance(obj.get("id"), str) and re.fullmatch(ID_PATTERN, obj["id"]) else None
+        raise Malformed(_one_line(e, options=options), known) from None
     except RecursionError:
         raise Malformed("the command is nested too deeply") from None
     try:

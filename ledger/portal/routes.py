@@ -35,7 +35,7 @@ from . import i18n
 from .refusals import explain
 from .session import CSRF_FIELD, Sessions, csrf_ok, session_secret
 
-MONTH = r"\d{4}-(0[1-9]|1[0-2])"
+MONTH = r"(?!0000)\d{4}-(0[1-9]|1[0-2])"  # a calendar month (there is no year 0)
 REQUEST_EXTENSION = "Please add the 30-day trial extension to this customer's trial account."
 
 
@@ -377,8 +377,9 @@ async def statement(portal: Portal, v: Visit, month: str) -> Response:
         portal.done(v, response)
         return response
     year, m = int(month[:4]), int(month[5:])
-    previous = f"{year - (m == 1)}-{12 if m == 1 else m - 1:02d}"
-    following = f"{year + (m == 12)}-{1 if m == 12 else m + 1:02d}"
+    # No links beyond the calendar's first and last months.
+    previous = None if (year, m) == (1, 1) else f"{year - (m == 1):04d}-{12 if m == 1 else m - 1:02d}"
+    following = None if (year, m) == (9999, 12) else f"{year + (m == 12):04d}-{1 if m == 12 else m + 1:02d}"
     query = f"?{urlencode({'partner': partner})}" if partner else ""
     return portal.page(v, "statement.html", st=st, month=month, previous=previous, following=following,
                        query=query, this_month=today().strftime("%Y-%m"))
@@ -395,6 +396,8 @@ async def review(portal: Portal, v: Visit, refusal: str | None = None, status: i
 
 @page("/partners")
 async def partners(portal: Portal, v: Visit) -> Response:
+    if v.actor is None or v.actor.partner is not None:
+        raise authority.Forbidden("the partners' list is the vendor's")
     rows = await portal.ask(v, lambda ledger: ledger.partners(today()))
     return portal.page(v, "partners.html", rows=rows)
 
