@@ -18,6 +18,7 @@ from . import authority
 from .aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
 from .commands.models import Command, IssueStatement
 from .db import Database
+from .errors import BadInput
 from .identity import host_name, registrable_domain
 from .projections import Runner, Statements, attention, overview, pipeline, statements
 from .chain import GENESIS, LINKS, link, select_head
@@ -81,13 +82,13 @@ class Audit:
         elsewhere). Returns {"ok": True, "checked", "head", "position"} or
         {"ok": False, "first_bad_position", "problem", "checked"}. Every event
         the ledger wrote was linked in its own transaction, so an event without
-        a link was written outside the ledger. Raises ValueError for a digest
+        a link was written outside the ledger. Raises BadInput for a digest
         not of seal's form."""
         expected: tuple[int, str] | None = None
         if digest:
             m = re.fullmatch(r"ledger-seal:(\d{1,18}):([0-9a-f]{64})", digest.strip())
             if not m:
-                raise ValueError(f"not a ledger digest: {digest!r} (ledger-seal:<position>:<sha256>)")
+                raise BadInput(f"not a ledger digest: {digest!r} (ledger-seal:<position>:<sha256>)")
             expected = (int(m[1]), m[2])
         head = self.app.head()
         previous, checked, matched = GENESIS, 0, False
@@ -179,7 +180,7 @@ class Audit:
         """The events behind an attention item (a deal, trial, subscription or customer)."""
         subject_kind = attention.SUBJECTS.get(code)
         if subject_kind is None:
-            raise ValueError(f"unknown attention code {code!r}")
+            raise BadInput(f"unknown attention code {code!r}")
         if subject_kind == "customer":
             return self.explain_customer(subject, as_of)
         kind = {"trial": Trial, "deal": Deal, "subscription": Subscription}[subject_kind]
@@ -235,7 +236,7 @@ class Audit:
                 n = Notification(id=int(r["position"]), originator_id=UUID(r["originator_id"]),
                                  originator_version=int(r["originator_version"]), topic=str(r["topic"]), state=state)
             except (ValueError, KeyError, TypeError, AttributeError) as e:
-                raise ValueError(f"line {number}: not an exported event ({e})") from None
+                raise BadInput(f"line {number}: not an exported event ({e})") from None
             if n.id <= head:
                 raise Refused(f"line {number}: position {n.id} is not after the ledger's head ({head}); "
                               "import into an empty database")

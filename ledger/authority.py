@@ -1,47 +1,22 @@
-"""Who may do what. Every authority rule of the product is in this module:
-which actor kinds may submit each command type or run each query, and the
-ownership check that keeps a partner to its own deals, trials and customers."""
+"""Who may do what. Every authority rule of the product is applied by this
+module: which actor kinds may submit each command type (declared with the
+type in `commands/registry.py`) or run each query, and the ownership check
+that keeps a partner to its own deals, trials and customers."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from .aggregates.base import Refused
+from .actors import ACTOR_USAGE, FINANCE, MANAGER, PARTNER, SYSTEM, VENDOR_ROLES
+from .errors import BadInput, Refused
 
 _PARTNER = re.compile(r"^partner:([A-Za-z0-9][A-Za-z0-9._@+-]{0,127})$")
-VENDOR_ROLES = ("vendor:manager", "vendor:finance", "system")
-
-# Command type -> actor kinds allowed besides `system`, which may do anything.
-# "partner" means a partner acting on its own records (checked by owner()).
-COMMAND_ROLES: dict[str, frozenset[str]] = {
-    "enroll_partner": frozenset({"vendor:manager"}),
-    "set_commission_rate": frozenset({"vendor:manager"}),
-    "register_deal": frozenset({"partner", "vendor:manager"}),
-    "accept_deal": frozenset({"vendor:manager"}),
-    "deny_deal": frozenset({"vendor:manager"}),
-    "move_deal": frozenset({"partner", "vendor:manager"}),
-    "add_deal_note": frozenset({"partner", "vendor:manager"}),
-    "win_deal": frozenset({"partner", "vendor:manager"}),
-    "lose_deal": frozenset({"partner", "vendor:manager"}),
-    "start_trial": frozenset({"partner", "vendor:manager"}),
-    "extend_trial": frozenset({"partner", "vendor:manager"}),
-    "start_subscription": frozenset({"vendor:manager"}),
-    "renew_subscription": frozenset({"vendor:manager"}),
-    "cancel_subscription": frozenset({"vendor:manager"}),
-    "refund": frozenset({"vendor:manager"}),
-    "report_usage": frozenset(),
-    "sweep": frozenset(),
-    "issue_statement": frozenset({"vendor:finance"}),
-    "issue_token": frozenset({"vendor:manager"}),
-    "revoke_token": frozenset({"vendor:manager"}),
-}
 
 
 class Forbidden(Refused):
     """Beyond the actor's authority (HTTP 403). A `Refused`, so the CLI's exit
     status (1) and the per-line report stay as for any refusal."""
-
 
 
 @dataclass(frozen=True)
@@ -56,9 +31,7 @@ class Actor:
         text = (text or "").strip()
         if text in VENDOR_ROLES or _PARTNER.match(text):
             return cls(text)
-        raise ValueError(
-            f"unknown actor {text!r}: use partner:<id>, vendor:manager, vendor:finance or system"
-        )
+        raise BadInput(f"unknown actor {text!r}: use {ACTOR_USAGE}")
 
     @property
     def partner(self) -> str | None:
@@ -67,18 +40,23 @@ class Actor:
 
     @property
     def kind(self) -> str:
-        return "partner" if self.partner else self.name
+        return PARTNER if self.partner else self.name
 
     @property
     def is_system(self) -> bool:
-        return self.name == "system"
+        return self.name == SYSTEM
 
     def __str__(self) -> str:
         return self.name
 
 
 def may_submit(actor: Actor, command_type: str) -> None:
-    if actor.is_system or actor.kind in COMMAND_ROLES.get(command_type, frozenset()):
+    """Whether `actor` may submit commands of `command_type` at all (its
+    `roles` in the registry; `system` may submit anything). Raises Forbidden."""
+    from .commands.registry import COMMAND_TYPES  # the registry's handlers use this module
+
+    known = COMMAND_TYPES.get(command_type)
+    if actor.is_system or (known is not None and actor.kind in known.roles):
         return
     raise Forbidden(f"{actor} may not {command_type.replace('_', ' ')}")
 
@@ -112,7 +90,7 @@ def may_audit(actor: Actor) -> None:
 
 def may_manage_tokens(actor: Actor) -> None:
     """Issuing, listing and revoking API tokens is the vendor manager's and system's."""
-    if actor.name not in ("vendor:manager", "system"):
+    if actor.name not in (MANAGER, SYSTEM):
         raise Forbidden(f"{actor} may not manage API tokens; vendor:manager or system may")
 
 
@@ -125,7 +103,7 @@ def may_issue_token(issuer: Actor, holder: Actor) -> None:
 
 # Rebuilding swaps every reader's tables and replays the whole ledger: the
 # ledger's own maintenance, not a partner's or the deal desk's.
-REBUILDERS = frozenset({"system", "vendor:finance"})
+REBUILDERS = frozenset({SYSTEM, FINANCE})
 
 
 def may_rebuild(actor: Actor) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from .errors import BadInput, Unavailable
+
 DEFAULT_URL = "sqlite:///ledger.db"
 
 
@@ -22,12 +24,8 @@ def lock_timeout() -> int:
     """Seconds to wait for another writer's lock before giving up (exit 3)."""
     raw = os.environ.get("LEDGER_LOCK_TIMEOUT", "30")
     if not (raw.isascii() and raw.isdigit()) or int(raw) > 86_400:
-        raise ValueError(f"LEDGER_LOCK_TIMEOUT must be whole seconds, 0 to 86400, not {raw[:40]!r}")
+        raise BadInput(f"LEDGER_LOCK_TIMEOUT must be whole seconds, 0 to 86400, not {raw[:40]!r}")
     return int(raw)
-
-
-class Unavailable(Exception):
-    """The database is unreachable or broken (exit status 3)."""
 
 
 # Passwords seen in database URLs this process parsed: redact() hides them
@@ -102,7 +100,7 @@ def _schema(value: str) -> str:
     if not value or len(value.encode()) > 63 or '"' in value or any(
         ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value
     ):
-        raise ValueError(f"schema {_short(value)} in the database URL must be 1 to 63 bytes, "
+        raise BadInput(f"schema {_short(value)} in the database URL must be 1 to 63 bytes, "
                          "without double quotes or control characters")
     return value
 
@@ -124,14 +122,14 @@ class Database:
         (scheme `postgres` too, any case) takes `schema` and the libpq parameters
         in LIBPQ_PARAMS (sslmode, sslrootcert, application_name, ...). Without a
         password in the URL, libpq finds it (PGPASSWORD, .pgpass, PGPASSFILE).
-        Raises ValueError (exit 2) for an empty or unsupported URL or an unknown
+        Raises BadInput (exit 2) for an empty or unsupported URL or an unknown
         parameter; the message never contains the password."""
         if url is None:
             url = os.environ.get("LEDGER_DATABASE_URL")
             if url is None:
                 url = DEFAULT_URL
         if not url.strip():
-            raise ValueError("the database URL is empty: give --db or LEDGER_DATABASE_URL, "
+            raise BadInput("the database URL is empty: give --db or LEDGER_DATABASE_URL, "
                              "e.g. sqlite:///ledger.db")
         parts = urlsplit(url)
         try:
@@ -141,29 +139,29 @@ class Database:
         if url[:10].lower() == "sqlite:///":
             path = url[len("sqlite:///"):]
             if not path:
-                raise ValueError("sqlite URL needs a file: sqlite:///path/to/ledger.db")
+                raise BadInput("sqlite URL needs a file: sqlite:///path/to/ledger.db")
             if "?" in path or path.lower().startswith("file:"):
-                raise ValueError(f"sqlite URL {_short(url)} takes a file name, no parameters (after '?')")
+                raise BadInput(f"sqlite URL {_short(url)} takes a file name, no parameters (after '?')")
             return cls(url, "sqlite", path=path)
         if parts.scheme in ("postgresql", "postgres"):
             dbname = unquote(parts.path.lstrip("/"))
             if not dbname:
-                raise ValueError("postgresql URL needs a database name: postgresql://user@host:5432/dbname")
+                raise BadInput("postgresql URL needs a database name: postgresql://user@host:5432/dbname")
             try:
                 port = parts.port
             except ValueError:
-                raise ValueError(f"the port in {_short(url)} is not a number from 0 to 65535") from None
+                raise BadInput(f"the port in {_short(url)} is not a number from 0 to 65535") from None
             query: dict[str, str] = {}
             for key, value in parse_qsl(parts.query, keep_blank_values=True):
                 if key != "schema" and key not in LIBPQ_PARAMS:
-                    raise ValueError(f"unknown parameter {_short(key, 40)} in the database URL: "
+                    raise BadInput(f"unknown parameter {_short(key, 40)} in the database URL: "
                                      f"use schema or a libpq parameter ({', '.join(sorted(LIBPQ_PARAMS))})")
                 if key in SECRET_PARAMS:
                     _remember_secret(value)
                 query[key] = value
             timeout = query.pop("connect_timeout", str(CONNECT_TIMEOUT))
             if not timeout.isdigit() or not 0 < int(timeout) <= 3600:
-                raise ValueError(f"connect_timeout {_short(timeout)} in the database URL must be 1 to 3600 seconds")
+                raise BadInput(f"connect_timeout {_short(timeout)} in the database URL must be 1 to 3600 seconds")
             params = {
                 "dbname": dbname,
                 "host": parts.hostname or "127.0.0.1",
@@ -174,7 +172,7 @@ class Database:
                 "connect_timeout": timeout,
             }
             return cls(url, "postgres", params=params, libpq=query)
-        raise ValueError(f"unsupported database URL {_short(url)}: use sqlite:///path or postgresql://…")
+        raise BadInput(f"unsupported database URL {_short(url)}: use sqlite:///path or postgresql://…")
 
     @property
     def display(self) -> str:
@@ -268,7 +266,7 @@ class Database:
     def connect(self, create: bool = True) -> Sql:
         """The read models' connection. `create=False` (queries): create
         nothing, and raise Unavailable if the database holds no ledger."""
-        timeout = lock_timeout()  # a bad setting is bad usage (ValueError), not an unreachable database
+        timeout = lock_timeout()  # a bad setting is bad usage (BadInput), not an unreachable database
         try:
             if self.kind == "sqlite":
                 if self.read_only:
@@ -340,7 +338,7 @@ class Sql:
     def _check(self, params: Sequence[Any]) -> Sequence[Any]:
         if self.pg and any(isinstance(v, str) and "\x00" in v for v in params):
             # PostgreSQL cannot hold one; no stored id or name has one (input is refused).
-            raise ValueError("a value asked for contains a NUL character, which no id or name contains")
+            raise BadInput("a value asked for contains a NUL character, which no id or name contains")
         return params
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:

@@ -9,20 +9,20 @@ command per transaction)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Recording
 
 from . import authority
-from .aggregates import CommandRecord, Customer, Deal, Partner, Refused, Subscription, Trial, UsageDay, aggregate_id
+from .aggregates import CommandRecord, Customer, Refused, UsageDay, aggregate_id
 from .aggregates.base import Context
 from .clock import Clock
 from .commands import identity
-from .commands.handlers import HANDLERS
 from .commands.models import Command, Malformed, one_line
 from .commands.order import InOrder, customers_of
+from .commands.registry import COMMAND_TYPES
 from .db import Unavailable
 from .eventlog import EventLog, OutcomeLog, Seen
 from .identity import guess_customer_domain
@@ -44,12 +44,22 @@ class Result:
     type: str | None
     status: str  # applied | duplicate | conflict | refused | malformed
     message: str | None = None
-    forbidden: bool = False  # refused by an authority check (HTTP 403), not a business rule
+    # Why a refused or conflicting command says no: the Refused its handler or
+    # authority raised, kept as raised (Ledger.command raises it again); for an
+    # outcome recorded earlier or a conflict, one made from the message.
+    refusal: Refused | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Reasons echo input: keep every report line one bounded line.
         if self.message is not None:
             self.message = one_line(self.message)
+        if self.refusal is None and self.status in ("refused", "conflict"):
+            self.refusal = Refused(self.message)
+
+    @property
+    def forbidden(self) -> bool:
+        """Refused by an authority check (HTTP 403), not by a business rule."""
+        return isinstance(self.refusal, authority.Forbidden)
 
     def as_dict(self) -> dict[str, Any]:
         out = {"line": self.line, "id": self.id, "type": self.type, "status": self.status}
@@ -65,7 +75,8 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
     fields, so a batch loads them with one query (a wrong guess costs only a
     query of its own later)."""
     data = vars(cmd.data)  # the model's fields (getattr of an absent field raises inside pydantic: slow)
-    ids = [aggregate_id(cls.KIND, data[field]) for field, cls in _KEY_FIELDS if isinstance(data.get(field), str)]
+    keys = COMMAND_TYPES[cmd.type].keys  # the fields that name an aggregate
+    ids = [aggregate_id(cls.KIND, data[name]) for name, cls in keys.items() if isinstance(data.get(name), str)]
     given = data.get("customer_email") or data.get("customer_domain")
     domain = guess_customer_domain(given) if isinstance(given, str) else None  # the handlers' identity
     if domain:
@@ -73,9 +84,6 @@ def likely_aggregates(cmd: Command) -> list[UUID]:
         if cmd.type == "report_usage" and cmd.on is not None:
             ids.append(aggregate_id(UsageDay.KIND, UsageDay.key(domain, business_date(cmd.on))))
     return ids
-
-
-_KEY_FIELDS = (("partner", Partner), ("deal", Deal), ("trial", Trial), ("subscription", Subscription))
 
 
 class BatchExecutor:
@@ -149,7 +157,7 @@ class BatchExecutor:
                 results.append(Result(line, cmd.id, cmd.type, "malformed", str(cmd)))
                 continue
             if isinstance(actor, Refused):
-                results.append(Result(line, cmd.id, cmd.type, "refused", str(actor)))
+                results.append(Result(line, cmd.id, cmd.type, "refused", str(actor), actor))
                 continue
             key = (str(actor), cmd.id)
             if key in seen:
@@ -179,7 +187,7 @@ class BatchExecutor:
             note = self._apply(uow, cmd, actor, token)
         except Refused as e:
             uow.refused()
-            return Result(line, cmd.id, cmd.type, "refused", str(e), isinstance(e, authority.Forbidden))
+            return Result(line, cmd.id, cmd.type, "refused", str(e), e)
         return Result(line, cmd.id, cmd.type, "applied", note)
 
     def _apply(self, uow: UnitOfWork, cmd: Command, actor: authority.Actor, token: str | None) -> str | None:
@@ -187,9 +195,10 @@ class BatchExecutor:
         authority.may_submit(actor, cmd.type)
         now = self.clock.now()
         ctx = Context(cmd.id, str(actor), cmd.on or now, now, token)
-        check_effective_date(ctx.actor, cmd.type, ctx.at, now)
+        command_type = COMMAND_TYPES[cmd.type]
+        check_effective_date(ctx.actor, cmd.type, ctx.at, now, command_type.ahead)
         ordered = InOrder(uow, ctx)  # effective dates never run backwards
-        note = HANDLERS[cmd.type](ordered, cmd.data, ctx)
+        note = command_type.handler(ordered, cmd.data, ctx)
         ordered.advance()
         uow.add(CommandRecord.record(cmd.type, cmd.data_json(), ctx))
         return note

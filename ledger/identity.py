@@ -30,7 +30,7 @@ from functools import lru_cache
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from .aggregates.base import Refused
+from .errors import BadInput, Refused
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL = re.compile(r"^[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")  # \w: internationalised addresses too
@@ -73,20 +73,20 @@ def host_name(text: str) -> str:
     non-transitional, lower case, no trailing dot, every label letters,
     digits and inner hyphens, not a bare IP address.
 
-    Raises ValueError for anything that is not a host name."""
+    Raises BadInput for anything that is not a host name."""
     host = text.strip()
     if host.endswith("."):  # the DNS root: `example.fi.` is `example.fi`
         host = host[:-1]
     if not host or len(host) > 253:
-        raise ValueError(f"not a valid domain: {text!r}")
+        raise BadInput(f"not a valid domain: {text!r}")
     try:
         ascii_host = idna.encode(host, uts46=True, transitional=False, std3_rules=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
-        raise ValueError(f"not a valid domain: {text!r}") from None
+        raise BadInput(f"not a valid domain: {text!r}") from None
     labels = ascii_host.split(".")
     if (len(ascii_host) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels)
             or labels[-1].isdigit()):
-        raise ValueError(f"not a valid domain: {text!r}")
+        raise BadInput(f"not a valid domain: {text!r}")
     return ascii_host
 
 
@@ -95,16 +95,16 @@ def registrable_domain(text: str) -> str:
     """The customer a host name stands for: its registrable domain by the
     Public Suffix List (ICANN and private sections), in canonical ASCII form.
 
-    Raises ValueError when the text is no host name, its top-level domain is
+    Raises BadInput when the text is no host name, its top-level domain is
     not on the list (`x.local`, `x.test`: no company's mail), or it is itself
     a public suffix (`co.uk`, `github.io`), which names no one company."""
     host = host_name(text)
     psl = _psl()
     if psl.publicsuffix(host, accept_unknown=False) is None:
-        raise ValueError(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
+        raise BadInput(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
     domain = psl.privatesuffix(host, accept_unknown=False)
     if domain is None:
-        raise ValueError(f"{host} is a public suffix, not one company's domain")
+        raise BadInput(f"{host} is a public suffix, not one company's domain")
     return domain
 
 
@@ -113,13 +113,13 @@ def customer_domain(email_or_host: str) -> str:
     docstring): `Jane@Sales.Example.FI` → `example.fi`.
 
     An address (it has an `@`) must have a plausible local part. Raises
-    ValueError for malformed input and `Refused` for a free-mail domain,
+    BadInput for malformed input and `Refused` for a free-mail domain,
     which cannot identify a company (seed: "use the customer's company email")."""
     text = email_or_host.strip()
     if "@" in text:
         local, _, host = text.rpartition("@")
         if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-            raise ValueError(f"not a valid email address: {email_or_host!r}")
+            raise BadInput(f"not a valid email address: {email_or_host!r}")
     else:
         host = text
     domain = registrable_domain(host)

@@ -22,10 +22,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any
 
+from .errors import BadInput
+
 MAX_AMOUNT = Decimal("1000000000")
 
 
-class MoneyError(ValueError):
+class MoneyError(BadInput):
     """An amount or a currency the ledger does not take."""
 
 

@@ -15,6 +15,7 @@ from .application import LedgerApp, Result
 from .clock import Clock
 from .commands.models import Command, Malformed, build, parse_line
 from .db import Database
+from .errors import BadInput
 from .projections import Runner, all_projections, attention, overview, pipeline, statements
 from .projections.base import Known, Reader
 from .settings import Time
@@ -79,14 +80,14 @@ class Ledger:
 
     def command(self, command: dict[str, Any] | Command) -> Result:
         """One command (an envelope from CLI options, or one already built);
-        raises Malformed, or Refused when it is refused or conflicts with
-        another command under its id (authority.Forbidden when beyond the
-        actor's authority)."""
+        raises Malformed, or the Refused that refused it (authority.Forbidden
+        when beyond the actor's authority; a Refused when it conflicts with
+        another command under its id)."""
         if not isinstance(command, Command):
             command = build(command, options=True)
         result = self.submit([(1, command)])[0]
-        if result.status in ("refused", "conflict"):
-            raise (authority.Forbidden if result.forbidden else Refused)(result.message)
+        if result.refusal is not None:
+            raise result.refusal
         return result
 
     def sweep(self, on: date, command_id: str | None = None) -> Result:
@@ -104,7 +105,7 @@ class Ledger:
         """Rebuild the named projections (default all) in one pass over the
         log; returns their names. Raises Refused for an actor other than
         system or finance (authority.may_rebuild) and for the audit chain,
-        which is evidence and never rebuilt; KeyError for an unknown name."""
+        which is evidence and never rebuilt; errors.Unknown for an unknown name."""
         authority.may_rebuild(self.actor)
         names = list(names) if names else [p.name for p in self.runner.projections]
         for name in names:
@@ -217,11 +218,12 @@ class Ledger:
                   as_of: date | None = None) -> statements.Statement:
         """A partner's statement (see statements.statement), each line with the
         customer's name, and the deal's order number where the subscription
-        has none. Raises Refused for an unknown partner or another partner's."""
+        has none. Raises Refused for an unknown partner or another partner's,
+        BadInput when the actor is no partner and names none."""
         # Statement rows carry their recorded time: known-at is a filter, not a replay.
         partner, sql = self._scoped(partner)
         if partner is None:
-            raise Refused("a statement is per partner: give --partner")
+            raise BadInput("a statement is per partner: give --partner")
         st = statements.statement(sql, partner, month, statements.Cut(recorded=known_at), as_of)
         _describe_lines(sql, st["lines"])
         return st

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import BadInput
+
 
 @dataclass(frozen=True)
 class Attention:
@@ -38,7 +40,7 @@ class Attention:
             if raw is None:
                 continue
             if not raw.strip().isdigit() or int(raw) > 3650:
-                raise ValueError(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
+                raise BadInput(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
             values[f.name] = int(raw)
         return cls(**values)
 
@@ -72,7 +74,7 @@ def _days(name: str, default: int) -> int:
     if raw is None or not raw.strip():
         return default
     if not raw.strip().isdigit() or int(raw) > 3650:
-        raise ValueError(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
+        raise BadInput(f"{name} must be a whole number of days (0 to 3650), not {raw!r}")
     return int(raw)
 
 
@@ -84,12 +86,12 @@ def timezone_name() -> str:
 @lru_cache(maxsize=16)
 def business_zone(name: str) -> ZoneInfo:
     """The zone of an IANA name (from the `tzdata` package where the system
-    has no zone files). Raises ValueError naming LEDGER_TIMEZONE if unknown."""
+    has no zone files). Raises BadInput naming LEDGER_TIMEZONE if unknown."""
     try:
         if name != name.strip() or not name or ".." in name or name.startswith("/"):
-            raise ValueError
+            raise ValueError  # reported below, as for any unknown name
         return ZoneInfo(name)
     except (ValueError, ZoneInfoNotFoundError, OSError):
-        raise ValueError(
+        raise BadInput(
             f"LEDGER_TIMEZONE must be an IANA time zone name such as UTC or Europe/Helsinki, not {name!r}"
         ) from None

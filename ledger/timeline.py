@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .errors import BadInput
 from .settings import Time, business_zone, timezone_name
 
 UTC = timezone.utc
@@ -34,7 +35,7 @@ _last: tuple[Any, ZoneInfo] | None = None
 
 def zone() -> ZoneInfo:
     """The business time zone named by LEDGER_TIMEZONE (default UTC).
-    Raises ValueError for an unknown name."""
+    Raises BadInput for an unknown name."""
     global _last
     raw = _ENVIRON.get(_KEY)
     if _last is None or _last[0] != raw:
@@ -61,11 +62,11 @@ def today() -> date:
 def parse_instant(text: str) -> datetime:
     """A recorded time as typed (`--known-at`, `known_at`): ISO 8601, UTC when
     it has no offset; returned as an aware instant in UTC, so one moment
-    written with any offset compares equal. Raises ValueError."""
+    written with any offset compares equal. Raises BadInput."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text[:40]!r} is not an ISO 8601 timestamp") from None
+        raise BadInput(f"{text[:40]!r} is not an ISO 8601 timestamp") from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
     try:
         return moment.astimezone(timezone.utc)
@@ -104,13 +105,22 @@ def shift(day: date, days: int) -> date:
         return date.max if days > 0 else date.min
 
 
-def check_effective_date(actor: str, command_type: str, at: datetime, now: datetime) -> None:
-    """Refuse (Refused) a command dated too far ahead of the ledger clock `now`:
+# How far ahead of today a command type may be dated (its `ahead` in the
+# command registry): not at all, up to LEDGER_MAX_FUTURE_DAYS, or any day.
+AHEAD_TODAY, AHEAD_LIMITED, AHEAD_ANY = "today", "limited", "any"
+
+
+def check_effective_date(actor: str, command_type: str, at: datetime, now: datetime,
+                         ahead: str = AHEAD_LIMITED) -> None:
+    """Refuse (Refused) a command of `command_type` dated too far ahead of the
+    ledger clock `now`:
 
     - a partner's command after the clock's business date (today);
-    - a sweep after today (time alone decides what lapsed: it cannot run ahead);
+    - a command whose type may not run ahead (`ahead` AHEAD_TODAY: a sweep,
+      as time alone decides what lapsed) after today;
     - a vendor's or system's command more than LEDGER_MAX_FUTURE_DAYS after
-      today, except `set_commission_rate`, which schedules a rate from its date.
+      today, unless its type may be dated any day (AHEAD_ANY:
+      `set_commission_rate`, which schedules a rate from its date).
 
     INTERFACE "Additions": LEDGER_MAX_FUTURE_DAYS. A far-future date would
     otherwise lock a customer's domain for years (case 11)."""
@@ -119,10 +129,10 @@ def check_effective_date(actor: str, command_type: str, at: datetime, now: datet
     day, today = business_date(at), business_date(now)
     if day <= today:
         return
-    if actor.startswith("partner:") or command_type == "sweep":
-        who = "a sweep" if command_type == "sweep" else "a partner's command"
+    if actor.startswith("partner:") or ahead == AHEAD_TODAY:
+        who = f"a {command_type.replace('_', ' ')}" if ahead == AHEAD_TODAY else "a partner's command"
         raise Refused(f"{who} cannot be dated after today ({today}): {day}")
-    if command_type == "set_commission_rate":
+    if ahead == AHEAD_ANY:
         return
     limit = Time.from_env().max_future_days
     if day > today + timedelta(days=limit):

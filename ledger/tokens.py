@@ -35,7 +35,7 @@ def issue(ledger: Ledger, actor: str, name: str, command_id: str | None = None) 
     """Issue a token acting as `actor`, on behalf of `ledger.actor` (vendor
     manager or system; only system issues system tokens). Returns {"name",
     "actor", "token"}: the secret, which the ledger does not keep. Raises
-    ValueError for an unknown actor, Malformed for a bad name, Refused
+    BadInput for an unknown actor, Malformed for a bad name, Refused
     (Forbidden) when not allowed or the name exists."""
     holder = authority.Actor.parse(actor)
     authority.may_issue_token(ledger.actor, holder)

@@ -243,6 +243,7 @@ def test_command_results_and_statuses(api: Api) -> None:
     malformed = api.post(OWNER, {"id": "m-1", "type": "register_deal", "data": {"deal": "d-3"}})
     assert malformed.status_code == 422 and malformed.json()["status"] == "malformed"
     assert malformed.json()["reason"].startswith("data.")
+    assert (malformed.json()["id"], malformed.json()["type"]) == ("m-1", "register_deal")  # as submit --json names it
     assert api.post(OWNER, b"\xff\xfe").json()["status"] == "malformed"
     # The same reasons as `ledger submit --json` gives for the same lines.
     with Ledger(h.url, OWNER, clock=h.clock) as cli_ledger:
@@ -359,10 +360,10 @@ def test_health_and_openapi_need_no_token(api: Api) -> None:
                  "/api/v1/statements/{partner}/{month}", "/api/v1/statements/{partner}/{month}.csv"):
         assert path in paths
     # The command registry is the request body's schema: one envelope per command type.
-    from ledger.commands.models import DATA_MODELS
+    from ledger.commands.registry import bulk_types
 
     body = doc["components"]["schemas"]["CommandEnvelope"]
-    assert set(body["discriminator"]["mapping"]) == set(DATA_MODELS)
+    assert set(body["discriminator"]["mapping"]) == set(bulk_types())
     names = {p["name"] for p in paths["/api/v1/deals"]["get"]["parameters"]}
     assert names == {"partner", "stage", "review", "summary", "as_of", "known_at"}
 

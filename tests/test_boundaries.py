@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger.commandline.submit import SUBMIT_CHUNK
 from ledger.db import Database, Unavailable
 from ledger.timeline import shift
 from ledger.sample import iter_generate
@@ -196,13 +197,19 @@ def test_ctrl_c_during_a_long_submit_exits_130_saying_what_was_applied(db_url: s
     path = tmp_path / "long.jsonl"
     path.write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    # The lines come through a pipe that stays open, so the interrupt lands
+    # mid-input however fast the first chunk was applied.
     proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "--db", db_url, "--as", "system",
-                             "submit", "--problems-only", str(path)], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "submit", "--problems-only", "-"], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write("\n".join(lines[:SUBMIT_CHUNK + 1000]) + "\n")
+    proc.stdin.flush()
     with Ledger(db_url, "system") as watcher:  # interrupt once some events are in, mid-file
         deadline = time.monotonic() + 240
         while watcher.app.head() < 500 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
+    assert proc.poll() is None, "the submit ended before it was interrupted"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err[-2000:])

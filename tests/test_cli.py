@@ -689,3 +689,26 @@ def test_neither_a_deal_card_nor_a_malformed_command_creates_a_ledger(tmp_path: 
     # Issuing a token writes: it may start a new ledger, like any other command that writes.
     r = run("--db", url, "token", "issue", "--actor", "partner:acme", "--name", "first", cwd=tmp_path)
     assert r.code == 0 and r.out.startswith("plt_") and missing.exists(), str(r)
+
+
+def test_input_no_ledger_state_makes_valid_exits_2_with_nothing_written(cli: Cli) -> None:
+    """A commission rate out of its bounds and a statement without its partner
+    are bad input (exit 2), not refusals of the ledger (exit 1)."""
+    head = cli.setup(PARTNERS)
+    for args, text in ((["partner", "enroll", "x", "--name", "X", "--domain", "x.fi", "--commission-rate", "1.5"],
+                        "commission rate must be a decimal fraction from 0 up to 1"),
+                       (["--as", "vendor:manager", "statement", "--month", "2026-01"], "give --partner")):
+        r = cli(*args)
+        assert r.code == 2 and text in r.err and r.err.count("\n") == 1, str(r)
+    assert cli.head() == head
+
+
+def test_an_unknown_type_is_reported_with_its_line_s_id_and_every_type_there_is(cli: Cli) -> None:
+    from ledger.commands.registry import bulk_types
+
+    path = cli.write("bad.jsonl", [{"id": "c4", "type": "bogus_type", "data": {}}])
+    r = cli("--as", "system", "submit", str(path))
+    first = r.out.splitlines()[0]
+    assert r.code == 2 and first.startswith("line 1: malformed c4 - type must be one of "), str(r)
+    assert all(t in first for t in bulk_types()) and "…" not in first, first
+    assert cli("--as", "system", "--json", "submit", str(path)).jsonl()[0]["id"] == "c4"

@@ -12,9 +12,8 @@ import pytest
 
 from ledger.aggregates import Customer, Deal, Refused, Subscription, Trial, aggregate_id
 from ledger.aggregates.base import Context
-from ledger.commands.handlers import HANDLERS
-from ledger.commands import models
 from ledger.commands.order import InOrder
+from ledger.commands.registry import COMMAND_TYPES
 from ledger.unitofwork import UnitOfWork
 
 DIGEST = "ab" * 32
@@ -54,15 +53,14 @@ class World:
         included); returns its note; raises Refused after checking that it
         left no event."""
         self.n += 1
-        # The command's data model by its type's name (register_deal: RegisterDeal).
-        typed = getattr(models, type_.title().replace("_", "")).model_validate(data)
+        typed = COMMAND_TYPES[type_].model.model_validate(data)
         at = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
         ctx = Context(f"c-{self.n}", actor, at, at)
         uow = UnitOfWork(self.store)  # type: ignore[arg-type]
         uow.begin()
         ordered = InOrder(uow, ctx)
         try:
-            note = HANDLERS[type_](ordered, typed, ctx)
+            note = COMMAND_TYPES[type_].handler(ordered, typed, ctx)
         except Refused:
             uow.refused()
             assert uow.pending() == [], f"refused {type_} left events behind"
@@ -264,4 +262,4 @@ def test_every_handler_is_exercised() -> None:
     import sys
 
     source = inspect.getsource(sys.modules[__name__])
-    assert [t for t in HANDLERS if f'"{t}", ' not in source] == []
+    assert [t for t in COMMAND_TYPES if f'"{t}", ' not in source] == []

@@ -147,7 +147,8 @@ def test_another_partners_record_is_not_shown(seeded: Any) -> None:
     page = client.get("/deals/d-a1")
     r = client.post("/deals/d-b1/notes", data={"csrf": csrf_of(page.text), "text": "mine now"})
     assert r.status_code in (403, 404)
-    assert client.get("/review").status_code == 403  # the vendor's page
+    assert client.get("/review").status_code == 403  # the vendor's pages
+    assert client.get("/partners").status_code == 403
     assert client.get("/statements/2026-01?partner=beta").status_code == 403
 
 
@@ -301,3 +302,13 @@ def test_own_domain_and_free_mail_are_refused_in_the_partners_language(seeded: A
                                      "customer_email": "p@maksava.fi"})
     assert r.status_code == 409 and "maksava.fi a déjà un abonnement actif" in r.text
     client.get("/?lang=en")
+
+
+def test_the_calendar_s_first_and_last_months_are_pages_without_links_beyond(seeded: Any) -> None:
+    client, data = seeded
+    sign_in(client, data["tokens"]["acme"])
+    first, last = client.get("/statements/0001-01"), client.get("/statements/9999-12")
+    assert first.status_code == last.status_code == 200, (first.text[:300], last.text[:300])
+    assert 'rel="prev"' not in first.text and "/statements/0000-12" not in first.text
+    assert "/statements/10000-01" not in last.text
+    assert client.get("/statements/0000-01").status_code == 404  # there is no year 0

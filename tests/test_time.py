@@ -209,6 +209,9 @@ def test_read_models_of_another_zone_are_refused_until_rebuilt(h: Harness, monke
         assert helsinki.app.head() == head  # refused before anything was written
     assert_one_line_error(Cli(h.url, tmp_path)("statement", "--partner", "acme", "--month", "2026-04",
                                                env={"LEDGER_TIMEZONE": "Europe/Helsinki"}), 2, "projections rebuild")
+    # A server would answer every query with that refusal: it does not start.
+    assert_one_line_error(Cli(h.url, tmp_path)("serve", "--port", "0", env={"LEDGER_TIMEZONE": "Europe/Helsinki"}),
+                          2, "projections rebuild")
     with Ledger(h.url, "system", clock=h.clock) as helsinki:
         helsinki.rebuild()
         assert [(ln["entry"], ln["day"]) for ln in helsinki.statement("acme", "2026-04")["lines"]] == [

@@ -11,6 +11,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from ..errors import Refused
 from ..timeline import business_date
 
 # Client-chosen string ids map to stable UUIDs, so a JSON Lines file can refer
@@ -21,10 +22,6 @@ _NAMESPACE = UUID("6a0f3f5e-2b1c-4d0e-9a57-3c1d5e8f9b21")
 @lru_cache(maxsize=1 << 14)  # a batch's working set; bounded so memory stays flat
 def aggregate_id(kind: str, key: str) -> UUID:
     return uuid5(_NAMESPACE, f"{kind}:{key}")
-
-
-class Refused(Exception):
-    """A business rule or an authority check says no. Nothing is written."""
 
 
 class NotFound(Refused):

@@ -12,6 +12,7 @@ STAGES = ("new", "newsletter-subscription", "trial", "closed-won", "closed-lost"
 OPEN_STAGES = STAGES[:3]
 BILLING_OPTIONS = ("credit-card", "invoice", "partner")
 DENY_REASONS = ("existing-customer", "invalid-lead", "duplicate")
+REVIEWS = ("pending", "accepted", "denied")
 PROTECTION_DAYS = 90
 
 

@@ -15,6 +15,7 @@ from .base import Context, LedgerAggregate, Refused
 from .deal import BILLING_OPTIONS
 
 PERIODS = ("monthly", "yearly")
+STATUSES = ("active", "cancelled")
 
 
 def check_money(amount: Decimal, currency: str, what: str = "amount") -> Decimal:

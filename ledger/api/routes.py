@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..aggregates.deal import REVIEWS, STAGES
+from ..aggregates.subscription import STATUSES
+from ..projections.overview import FILTERS
 from ..render import attention_rows
 from ..service import Ledger
 from ..timeline import parse_instant, today
@@ -53,7 +56,7 @@ class Params(BaseModel):
 
 class OverviewParams(Params):
     partner: str | None = PartnerId
-    filter: Literal["trial", "active", "closed", "attention"] | None = None
+    filter: Literal[FILTERS] | None = None  # type: ignore[valid-type]
 
 
 class AttentionParams(Params):
@@ -62,8 +65,8 @@ class AttentionParams(Params):
 
 class DealsParams(Params):
     partner: str | None = PartnerId
-    stage: Literal["new", "newsletter-subscription", "trial", "closed-won", "closed-lost"] | None = None
-    review: Literal["pending", "accepted", "denied"] | None = None
+    stage: Literal[STAGES] | None = None  # type: ignore[valid-type]
+    review: Literal[REVIEWS] | None = None  # type: ignore[valid-type]
     summary: bool = Field(False, description="counts by stage and review instead of rows")
 
 
@@ -73,7 +76,7 @@ class DealParams(Params):
 
 class SubscriptionsParams(Params):
     partner: str | None = PartnerId
-    status: Literal["active", "cancelled"] | None = None
+    status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
 
 
 class StatementParams(Params):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..commands.models import DATA_MODELS
+from ..commands.registry import CommandType, bulk_types
 
 Money = str  # a decimal string, e.g. "1200.00"
 
@@ -161,16 +161,16 @@ ON_PATTERN = (r"^(19[7-9][0-9]|2[01][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0
               r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?)?$")
 
 
-def _envelope(type_: str) -> type[BaseModel]:
+def _envelope(command_type: CommandType) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload]
-        "Envelope_" + type_,
+        "Envelope_" + command_type.name,
         __config__=ConfigDict(extra="forbid"),
         id=(str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,127}$", description="idempotency key")),
-        type=(Literal[type_], ...),
+        type=(Literal[command_type.name], ...),
         on=(str | None, Field(None, pattern=ON_PATTERN,
                               description="effective date or date-time (ISO 8601, years 1970-2199); default now")),
         actor=(str | None, Field(None, description="defaults to the token's actor; only system's may differ")),
-        data=(DATA_MODELS[type_], ...),
+        data=(command_type.model, ...),
     )
 
 
@@ -179,6 +179,6 @@ def envelope_schema() -> dict[str, Any]:
     type of the registry, told apart by `type` (JSON Schema, with $defs)."""
     from pydantic import TypeAdapter
 
-    union = Union[tuple(_envelope(t) for t in DATA_MODELS)]  # type: ignore[valid-type]
+    union = Union[tuple(_envelope(t) for t in bulk_types().values())]  # type: ignore[valid-type]
     envelope = Annotated[union, Field(discriminator="type")]
     return TypeAdapter(envelope).json_schema(ref_template="#/components/schemas/{model}")

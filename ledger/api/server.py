@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..db import Database, redact
+from ..errors import BadInput
 
 GRACE_SECONDS = 30  # in-flight requests get this long to finish on shutdown
 
@@ -55,20 +56,22 @@ def app_from_env() -> FastAPI:
 
 
 def serve(url: str | None, host: str, port: int, workers: int) -> None:
-    """Serve the API until stopped. Raises ValueError for more than one
+    """Serve the API until stopped. Raises BadInput for more than one
     worker on SQLite (one writer at a time: processes would only queue on its
     file lock; use PostgreSQL to scale out) and Unavailable when the database
-    does not answer at start."""
+    does not answer at start, ZoneMismatch when the read models were built in
+    another business time zone (every query would refuse)."""
     import uvicorn
 
     from ..service import Ledger
 
     db = Database.from_url(url)
     if workers < 1:
-        raise ValueError("--workers must be at least 1")
+        raise BadInput("--workers must be at least 1")
     if db.kind == "sqlite" and workers > 1:
-        raise ValueError("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
-    Ledger(db.url).close()  # fails now, with exit 3, if the database does not answer (and creates it)
+        raise BadInput("--workers > 1 needs PostgreSQL: SQLite takes one writer at a time")
+    with Ledger(db.url) as ledger:  # fails now, with exit 3, if the database does not answer (and creates it)
+        ledger.runner.require_zone()  # ... and with exit 2 if no query could answer in this zone
     os.environ["LEDGER_DATABASE_URL"] = db.url  # the workers' factory reads it
     from ..portal.session import session_secret
 

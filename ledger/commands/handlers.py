@@ -8,11 +8,11 @@ Subscription.start) checks its own fields before its first event and is part
 of the command's effects only once added to the unit of work.
 
 A handler returns an optional note for the per-line report (e.g. why a deal
-was denied at once)."""
+was denied at once). Which handler runs for which command type is declared in
+`registry.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from .. import authority, money
@@ -368,29 +368,6 @@ def revoke_token(uow: UnitOfWork, d: m.RevokeToken, ctx: Context) -> str | None:
     _require(uow, Token, d.name).revoke(ctx)
     return None
 
-
-HANDLERS: dict[str, Callable[[UnitOfWork, m.Data, Context], str | None]] = {
-    "enroll_partner": enroll_partner,
-    "set_commission_rate": set_commission_rate,
-    "register_deal": register_deal,
-    "accept_deal": accept_deal,
-    "deny_deal": deny_deal,
-    "move_deal": move_deal,
-    "add_deal_note": add_deal_note,
-    "win_deal": win_deal,
-    "lose_deal": lose_deal,
-    "start_trial": start_trial,
-    "extend_trial": extend_trial,
-    "start_subscription": start_subscription,
-    "renew_subscription": renew_subscription,
-    "cancel_subscription": cancel_subscription,
-    "refund": refund,
-    "report_usage": report_usage,
-    "sweep": sweep,
-    "issue_statement": issue_statement,
-    "issue_token": issue_token,
-    "revoke_token": revoke_token,
-}
 
 
 def _actor(ctx: Context) -> authority.Actor:

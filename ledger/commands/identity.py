@@ -41,17 +41,13 @@ import re
 from datetime import date
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .models import Command
+if TYPE_CHECKING:  # the aggregates import this module, and the models import the aggregates
+    from .models import Command
 
-# Fields the ledger fills in itself from its own state: not part of what was asked.
-DERIVED: dict[str, frozenset[str]] = {
-    "sweep": frozenset({"deals", "trials"}),
-    "issue_statement": frozenset({"position", "fingerprint", "totals", "lines"}),
-}
 LEGACY = "legacy:"  # prefix of a fingerprint rebuilt from an outcome recorded before this scheme
 # authority.may_act_for's reason as earlier versions recorded it: a refusal of the
 # submitter, not of the command (fixed text: it matches rows already written).
@@ -99,7 +95,12 @@ def submitter_refusal(reason: str | None) -> bool:
 
 
 def _asked(command_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    derived = DERIVED.get(command_type, frozenset())
+    """`data` without the fields the ledger fills in itself (the command
+    type's `derived` fields in the registry): not part of what was asked."""
+    from .registry import COMMAND_TYPES  # the registry imports the aggregates, which import this module
+
+    known = COMMAND_TYPES.get(command_type)
+    derived = known.derived if known is not None else frozenset()
     return {k: v for k, v in data.items() if k not in derived}
 
 

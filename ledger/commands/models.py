@@ -1,22 +1,31 @@
 """The command models at the boundary: a JSON line or a set of CLI options
 becomes one `Command` (envelope + typed data), or a `Malformed` error that
-names the field. Nothing past this module sees unvalidated input."""
+names the field. Nothing past this module sees unvalidated input.
+
+Each field's `description` is its help (the CLI option's, the API schema's);
+allowed values come from the domain's constants. Which models are command
+types, and what else each type has, is declared in `registry.py`."""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import date, datetime
+from functools import lru_cache
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
-    field_validator, model_validator,
+    create_model, field_validator, model_validator,
 )
 
 from .. import money
-
+from ..aggregates.deal import BILLING_OPTIONS, DENY_REASONS, OPEN_STAGES
+from ..aggregates.partner import check_rate
+from ..aggregates.subscription import PERIODS
+from ..aggregates.trial import EXTENDED_DAYS, STANDARD_DAYS
+from ..errors import BadInput, Refused
 from ..timeline import day_start, effective
 
 MAX_LINE_BYTES = 64 * 1024
@@ -75,7 +84,17 @@ Domain = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, m
 # An amount in a currency: up to 4 decimals here (ISO 4217's most); the
 # currency's own minor units are checked by ledger/money.py.
 Money = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, gt=0, max_digits=15, decimal_places=4)]
-Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6)]
+def _commission_rate(rate: Decimal) -> Decimal:
+    """The partner's rate bounds (`check_rate`, their one home) as a model
+    check: a rate out of them is malformed input, whatever the ledger holds."""
+    try:
+        return check_rate(rate)
+    except Refused as e:
+        raise ValueError(str(e)) from None
+
+
+Rate = Annotated[Decimal, BeforeValidator(_plain_decimal), Field(allow_inf_nan=False, max_digits=7, decimal_places=6),
+                 AfterValidator(_commission_rate)]
 
 
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
@@ -84,8 +103,55 @@ MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 def Count(low: int, high: int) -> Any:  # noqa: N802 - reads as a type
     return Annotated[int, BeforeValidator(_no_bool), Field(ge=low, le=high)]
-Stage = Literal["new", "newsletter-subscription", "trial"]
-Billing = Literal["credit-card", "invoice", "partner"]
+
+
+def one_of(values: tuple[str, ...]) -> str:
+    """Allowed values in words: `a, b or c`."""
+    return " or ".join(filter(None, (", ".join(values[:-1]), values[-1])))
+
+
+def Help(kind: Any, text: str) -> Any:  # noqa: N802 - reads as a type
+    """`kind` with its help text (the CLI option's help, the API schema's description)."""
+    return Annotated[kind, Field(description=text)]
+
+
+Billing = Literal[BILLING_OPTIONS]  # type: ignore[valid-type]
+
+# The fields of the command types, each with its help: a field of the same
+# name means the same in every command.
+PartnerId = Help(Id, "Partner id.")
+DEAL_ID, BILLING = "Deal id (chosen by you).", f"{one_of(BILLING_OPTIONS)}."
+DealId = Help(Id, DEAL_ID)
+TrialId = Help(Id, "Trial id (chosen by you).")
+SubscriptionId = Help(Id, "Subscription id (chosen by you).")
+CompanyName = Help(Name, "Company name.")
+CommissionRate = Help(Rate, "Decimal fraction, e.g. 0.20.")
+CustomerName = Help(Name, "The customer's company name.")
+CustomerEmail = Help(Email, "The customer contact's email (its domain identifies the customer).")
+CUSTOMER_DOMAIN = "The customer's domain (www.example.fi is example.fi); with --deal, the deal's."
+CustomerDomain = Help(Domain, CUSTOMER_DOMAIN)
+Note = Help(Text | None, "Optional note.")
+BillingOption = Help(Billing, BILLING)
+OrderNumber = Help(Name | None, "Order number (required for invoice).")
+Amount = Help(Money, "Amount as a decimal, e.g. 1200.00.")
+Domains = Help(Domain | list[Domain], "Email domain(s), comma-separated.")
+ContactName = Help(Name, "The customer's contact person.")
+DenyReason = Help(Literal[DENY_REASONS], f"{one_of(DENY_REASONS)}.")  # type: ignore[valid-type]
+OpenStage = Help(Literal[OPEN_STAGES], f"{one_of(OPEN_STAGES)}.")  # type: ignore[valid-type]
+NoteText = Help(Text, "The note's text.")
+TrialDays = Help(Count(1, EXTENDED_DAYS) | None,
+                 f"Trial length in days (default {STANDARD_DAYS}, at most {EXTENDED_DAYS}).")
+MaybeCustomerDomain = Help(Domain | None, CUSTOMER_DOMAIN)
+Plan = Help(Name, "Plan name.")
+Currency = Help(Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)], "ISO 4217 code, e.g. EUR.")
+Period = Help(Literal[PERIODS], f"{one_of(PERIODS)}.")  # type: ignore[valid-type]
+MaybeBilling = Help(Billing | None, BILLING)
+MaybeDealId = Help(Id | None, DEAL_ID)
+ChargeNumber = Help(Count(1, 100_000) | None, "Charge number to refund (default: the latest).")
+Users = Help(Count(0, 10_000_000) | None, "Number of users.")
+Framework = Help(Name | None, "Main framework, e.g. ISO 27001.")
+Progress = Help(Count(0, 100) | None, "Framework progress, 0-100.")
+Activities = Help(Count(0, 10_000_000) | None, "Activities on the day.")
 
 
 class Data(BaseModel):
@@ -93,10 +159,10 @@ class Data(BaseModel):
 
 
 class EnrollPartner(Data):
-    partner: Id
-    name: Name
-    domain: Domain | list[Domain] = Field(description="email domain(s), comma-separated")
-    commission_rate: Rate
+    partner: PartnerId
+    name: CompanyName
+    domain: Domains
+    commission_rate: CommissionRate
 
     @property
     def domains(self) -> list[str]:
@@ -105,75 +171,75 @@ class EnrollPartner(Data):
 
 
 class SetCommissionRate(Data):
-    partner: Id
-    commission_rate: Rate
+    partner: PartnerId
+    commission_rate: CommissionRate
 
 
 class RegisterDeal(Data):
-    deal: Id
-    partner: Id
-    customer_name: Name
-    contact_name: Name
-    customer_email: Email
-    note: Text | None = None
+    deal: DealId
+    partner: PartnerId
+    customer_name: CustomerName
+    contact_name: ContactName
+    customer_email: CustomerEmail
+    note: Note = None
 
 
 class AcceptDeal(Data):
-    deal: Id
+    deal: DealId
 
 
 class DenyDeal(Data):
-    deal: Id
-    reason: Literal["existing-customer", "invalid-lead", "duplicate"]
+    deal: DealId
+    reason: DenyReason
 
 
 class MoveDeal(Data):
-    deal: Id
-    stage: Stage
+    deal: DealId
+    stage: OpenStage
 
 
 class AddDealNote(Data):
-    deal: Id
-    text: Text
+    deal: DealId
+    text: NoteText
 
 
 class WinDeal(Data):
-    deal: Id
-    billing: Billing
-    order_number: Name | None = None
+    deal: DealId
+    billing: BillingOption
+    order_number: OrderNumber = None
 
 
 class LoseDeal(Data):
-    deal: Id
-    note: Text | None = None
+    deal: DealId
+    note: Note = None
 
 
 class StartTrial(Data):
-    trial: Id
-    partner: Id
-    customer_name: Name
-    customer_email: Email
-    days: Count(1, 30) | None = None
+    trial: TrialId
+    partner: PartnerId
+    customer_name: CustomerName
+    customer_email: CustomerEmail
+    days: TrialDays = None
 
 
 class ExtendTrial(Data):
-    trial: Id
+    trial: TrialId
 
 
 class StartSubscription(Data):
     """Without `deal`, customer_domain and billing are required; with it they
     (and the order number) come from the won deal when not given."""
 
-    subscription: Id
-    customer_domain: Domain | None = None
-    plan: Name
+    subscription: SubscriptionId
+    customer_domain: MaybeCustomerDomain = None
+    plan: Plan
     # The currency comes before the amount: the amount's check needs it.
-    currency: Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN)]
-    amount: Money
-    period: Literal["monthly", "yearly"]
-    billing: Billing | None = None
-    order_number: Name | None = None
-    deal: Id | None = None
+    currency: Currency
+    amount: Amount
+    period: Period
+    billing: MaybeBilling = None
+    order_number: OrderNumber = None
+    deal: MaybeDealId = None
 
     @field_validator("currency")
     @classmethod
@@ -204,25 +270,25 @@ class StartSubscription(Data):
 
 
 class RenewSubscription(Data):
-    subscription: Id
+    subscription: SubscriptionId
 
 
 class CancelSubscription(Data):
-    subscription: Id
+    subscription: SubscriptionId
 
 
 class Refund(Data):
-    subscription: Id
-    amount: Money  # in the subscription's currency: its minor units are checked there
-    charge: Count(1, 100_000) | None = None
+    subscription: SubscriptionId
+    amount: Amount  # in the subscription's currency: its minor units are checked there
+    charge: ChargeNumber = None
 
 
 class ReportUsage(Data):
-    customer_domain: Domain
-    users: Count(0, 10_000_000) | None = None
-    framework: Name | None = None
-    progress: Count(0, 100) | None = None
-    activities: Count(0, 10_000_000) | None = None
+    customer_domain: CustomerDomain
+    users: Users = None
+    framework: Framework = None
+    progress: Progress = None
+    activities: Activities = None
 
 
 class Sweep(Data):
@@ -258,28 +324,8 @@ class RevokeToken(Data):
     name: Id
 
 
-DATA_MODELS: dict[str, type[Data]] = {
-    "enroll_partner": EnrollPartner,
-    "set_commission_rate": SetCommissionRate,
-    "register_deal": RegisterDeal,
-    "accept_deal": AcceptDeal,
-    "deny_deal": DenyDeal,
-    "move_deal": MoveDeal,
-    "add_deal_note": AddDealNote,
-    "win_deal": WinDeal,
-    "lose_deal": LoseDeal,
-    "start_trial": StartTrial,
-    "extend_trial": ExtendTrial,
-    "start_subscription": StartSubscription,
-    "renew_subscription": RenewSubscription,
-    "cancel_subscription": CancelSubscription,
-    "refund": Refund,
-    "report_usage": ReportUsage,
-    "sweep": Sweep,
-}
 
-
-class Malformed(ValueError):
+class Malformed(BadInput):
     """Input that is not a well-formed command (exit status 2). `id` and
     `type` are the line's own, when its envelope was well-formed, so the
     report can name the command."""
@@ -320,10 +366,12 @@ def parse_when(value: Any) -> datetime | None:
 
 
 class Envelope(BaseModel):
+    """A line's envelope; `envelope()` narrows `type` to the registry's types."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: Id
-    type: Literal[tuple(DATA_MODELS)]  # type: ignore[valid-type]
+    type: str
     on: datetime | None = None
     actor: Annotated[str, StringConstraints(max_length=140)] | None = None
     data: dict[str, Any] = Field(default_factory=dict)
@@ -332,6 +380,19 @@ class Envelope(BaseModel):
     @classmethod
     def _on(cls, value: Any) -> datetime | None:
         return parse_when(value)
+
+
+def envelope() -> type[Envelope]:
+    """The envelope model whose `type` is one of the command types a line may
+    name (`registry.bulk_types`), built once per set of registered types."""
+    from .registry import bulk_types  # the registry imports this module
+
+    return _envelope(tuple(bulk_types()))
+
+
+@lru_cache(maxsize=4)
+def _envelope(types: tuple[str, ...]) -> type[Envelope]:
+    return create_model("Envelope", __base__=Envelope, type=(Literal[types], ...))  # type: ignore[call-overload]
 
 
 class Command(BaseModel):
@@ -433,25 +494,30 @@ def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> 
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
         loc = tuple(x for x in (prefix.rstrip("."),) if x) + tuple(e["loc"])
-        parts.append(one_line(human_error(e, _field_name(loc, options)), 160))
+        # A list of choices is the message's point: it is not cut like the rest.
+        parts.append(one_line(human_error(e, _field_name(loc, options)), 360 if e["type"] == "literal_error" else 160))
     more = len(errors) - 3
-    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
+    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""), 390)
 
 
-def build(envelope: dict[str, Any], options: bool = False) -> Command:
+def build(obj: dict[str, Any], options: bool = False) -> Command:
     """Validate an envelope dict (from JSON or from CLI options) into a Command.
     Raises Malformed naming the JSON field (`data.billing`), or with
     `options` the CLI option (`--billing`)."""
-    if not isinstance(envelope, dict):
+    from .registry import COMMAND_TYPES  # the registry imports this module
+
+    if not isinstance(obj, dict):
         raise Malformed("a command line must be a JSON object")
     try:
-        env = Envelope.model_validate(envelope)
+        env = envelope().model_validate(obj)
     except ValidationError as e:
-        raise Malformed(_one_line(e, options=options)) from None
+        # The line's id still names it in the report when the id itself is well-formed.
+        known = obj.get("id") if isinstance(obj.get("id"), str) and re.fullmatch(ID_PATTERN, obj["id"]) else None
+        raise Malformed(_one_line(e, options=options), known) from None
     except RecursionError:
         raise Malformed("the command is nested too deeply") from None
     try:
-        data = DATA_MODELS[env.type].model_validate(env.data)
+        data = COMMAND_TYPES[env.type].model.model_validate(env.data)
     except ValidationError as e:
         raise Malformed(_one_line(e, "data.", options), env.id, env.type) from None
     except RecursionError:

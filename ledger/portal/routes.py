@@ -9,8 +9,9 @@ token signs its sessions out). Every POST carries the session's CSRF token."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -24,17 +25,17 @@ from starlette.staticfiles import StaticFiles
 
 from .. import authority
 from ..aggregates import NotFound, Refused
+from ..aggregates.deal import DENY_REASONS
 from ..api.service import Service
 from ..commands.models import Malformed
+from ..projections.overview import FILTERS  # the CLI's and API's `--filter` names
 from ..timeline import today
 from ..tokens import Unauthorized, authenticate, authenticate_digest, digest
 from . import i18n
 from .refusals import explain
 from .session import CSRF_FIELD, Sessions, csrf_ok, session_secret
 
-MONTH = r"\d{4}-(0[1-9]|1[0-2])"
-FILTERS = ("trial", "active", "closed", "attention")  # the CLI's and API's `--filter` names
-DENY_REASONS = ("existing-customer", "invalid-lead", "duplicate")
+MONTH = r"(?!0000)\d{4}-(0[1-9]|1[0-2])"  # a calendar month (there is no year 0)
 REQUEST_EXTENSION = "Please add the 30-day trial extension to this customer's trial account."
 
 
@@ -161,237 +162,249 @@ class Portal:
         message = await run_in_threadpool(run)
         return explain(message, v.gettext, v.formats) if message else None
 
-
-def install(app: FastAPI, service: Service) -> None:
-    """Mount the portal's pages at `/` and its stylesheet at `/static` of `app`."""
-    portal = Portal(service, Sessions(session_secret()))
-    router = APIRouter(include_in_schema=False)
-    app.mount("/static", StaticFiles(packages=[("ledger.portal", "static")]), name="static")
-
-    def signed_in(handler: Callable[..., Any]) -> Callable[..., Any]:
-        """A page for signed-in actors: others go to /login; a record the actor
-        may not see answers 404 (none, or another partner's: never said apart),
-        an action beyond its authority 403."""
+    def endpoint(self, handler: Page, signed_in: bool) -> Callable[[Request], Awaitable[Response]]:
+        """`handler(portal, visit, **path params)` as a route endpoint. A POST's
+        CSRF token is checked first (400 when missing or wrong) and its fields
+        passed as `fields`. On a signed-in page a signed-out visitor goes to
+        /login; a record the actor may not see answers 404 (none, or another
+        partner's: never said apart), an action beyond its authority 403."""
         async def endpoint(request: Request) -> Response:
-            v = await portal.visit(request)
-            if v.actor is None:
-                return portal.redirect(v, "/login")
+            v = await self.visit(request)
+            if signed_in and v.actor is None:
+                return self.redirect(v, "/login")
+            posted: dict[str, Any] = {}
+            if request.method == "POST":
+                fields = await self.form(v)
+                if fields is None:
+                    return self.error(v, 400)
+                posted["fields"] = fields
             try:
-                return await handler(v, **request.path_params)
+                return await handler(self, v, **request.path_params, **posted)
             except NotFound:
-                return portal.error(v, 404)
+                return self.error(v, 404)
             except authority.Forbidden:
-                return portal.error(v, 403)
+                return self.error(v, 403)
 
         endpoint.__name__ = handler.__name__
         return endpoint
 
-    def route(path: str, *methods: str) -> Callable[..., Any]:
-        def add(handler: Callable[..., Any]) -> Callable[..., Any]:
-            router.add_api_route(path, signed_in(handler), methods=list(methods), response_class=HTMLResponse)
-            return handler
-        return add
 
-    # -- signing in and out ------------------------------------------------------------
-    @router.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
-        v = await portal.visit(request)
-        return portal.page(v, "login.html")
+Page = Callable[..., Awaitable[Response]]
+PAGES: list[tuple[str, str, Page, bool]] = []  # path, method, handler, signed in only
 
-    @router.post("/login", response_class=HTMLResponse)
-    async def login(request: Request) -> Response:
-        v = await portal.visit(request)
-        fields = await portal.form(v)
-        if fields is None:
-            return portal.error(v, 400)
-        secret = fields.get("token", "").strip()
-        if await portal.actor_of(lambda ledger: authenticate(ledger, secret)) is None:
-            return portal.page(v, "login.html", 401, failed=True)
-        v.session = Sessions.new(token=digest(secret), lang=v.session.get("lang"))
-        return portal.redirect(v, "/")
 
-    @router.get("/logout", response_class=HTMLResponse)
-    async def logout_form(request: Request) -> Response:
-        v = await portal.visit(request)
-        return portal.page(v, "logout.html")
+def page(path: str, method: str = "GET", signed_in: bool = True) -> Callable[[Page], Page]:
+    """Declare `handler(portal, visit, **path params)` as the portal's page at
+    `path` (POST handlers also get `fields`, the posted form, CSRF-checked)."""
+    def add(handler: Page) -> Page:
+        PAGES.append((path, method, handler, signed_in))
+        return handler
+    return add
 
-    @router.post("/logout", response_class=HTMLResponse)
-    async def logout(request: Request) -> Response:
-        v = await portal.visit(request)
-        if await portal.form(v) is None:
-            return portal.error(v, 400)
-        v.session = Sessions.new(lang=v.session.get("lang"))
-        return portal.redirect(v, "/login")
 
-    # -- the customer overview -----------------------------------------------------------
-    @route("/", "GET")
-    async def overview(v: Visit) -> Response:
-        chosen = v.request.query_params.get("filter") or None
-        if chosen not in (None, *FILTERS):
-            return portal.error(v, 404)
-        day = today()
-        rows, items = await portal.ask(v, lambda ledger: (ledger.overview(None, chosen, day),
-                                                           ledger.attention(None, day)))
-        return portal.page(v, "overview.html", rows=rows, items=items, chosen=chosen, filters=FILTERS)
+# -- signing in and out ----------------------------------------------------------------
+@page("/login", signed_in=False)
+async def login_form(portal: Portal, v: Visit) -> Response:
+    return portal.page(v, "login.html")
 
-    # -- deals -------------------------------------------------------------------------
-    @route("/deals", "GET")
-    async def deals(v: Visit) -> Response:
-        rows = await portal.ask(v, lambda ledger: ledger.deals(None, None, None, today()))
-        stages = {}
-        for row in rows:
-            stages.setdefault(row["stage"], []).append(row)
-        order = list(i18n.LABELS["stage"])
-        return portal.page(v, "deals.html", stages=sorted(stages.items(), key=lambda s: order.index(s[0])))
 
-    @route("/deals/new", "GET")
-    async def new_deal(v: Visit) -> Response:
-        return portal.page(v, "deal_new.html", values={}, command_id=uuid.uuid4().hex, refusal=None)
+@page("/login", "POST", signed_in=False)
+async def login(portal: Portal, v: Visit, fields: dict[str, str]) -> Response:
+    secret = fields.get("token", "").strip()
+    if await portal.actor_of(lambda ledger: authenticate(ledger, secret)) is None:
+        return portal.page(v, "login.html", 401, failed=True)
+    v.session = Sessions.new(token=digest(secret), lang=v.session.get("lang"))
+    return portal.redirect(v, "/")
 
-    @route("/deals/new", "POST")
-    async def register_deal(v: Visit) -> Response:
-        fields = await portal.form(v)
-        if fields is None:
-            return portal.error(v, 400)
-        if v.actor is None or v.actor.partner is None:
-            raise authority.Forbidden("only a partner registers its deals here")
-        command_id = fields.get("command_id") or uuid.uuid4().hex
-        deal_id = "d-" + command_id[:12]  # the form's id: sending it twice registers one deal
-        values = {k: fields.get(k, "").strip() for k in ("customer_name", "contact_name", "customer_email", "note")}
-        data = {"deal": deal_id, "partner": v.actor.partner, **values}
-        if not data["note"]:
-            del data["note"]
-        refusal = await portal.command(v, "register_deal", data, f"portal-{command_id}")
-        if refusal is None:
-            return portal.redirect(v, f"/deals/{deal_id}")
-        return portal.page(v, "deal_new.html", 409, values=values, command_id=uuid.uuid4().hex, refusal=refusal)
 
-    @route("/deals/{deal}", "GET")
-    async def deal_card(v: Visit, deal: str, refusal: str | None = None, status: int = 200) -> Response:
-        card = await portal.ask(v, lambda ledger: ledger.deal_card(deal, today()))
-        requested = any(n["text"] == REQUEST_EXTENSION for n in card["notes"])
-        return portal.page(v, "deal.html", status, card=card, refusal=refusal, requested=requested,
-                           request_text=REQUEST_EXTENSION, reasons=DENY_REASONS)
+@page("/logout", signed_in=False)
+async def logout_form(portal: Portal, v: Visit) -> Response:
+    return portal.page(v, "logout.html")
 
-    async def deal_action(v: Visit, deal: str, type_: str, data: dict[str, Any]) -> Response:
-        refusal = await portal.command(v, type_, {"deal": deal, **data})
-        if refusal is None:
-            return portal.redirect(v, f"/deals/{deal}")
-        return await deal_card(v, deal, refusal, 409)
 
-    @route("/deals/{deal}/notes", "POST")
-    async def add_note(v: Visit, deal: str) -> Response:
-        fields = await portal.form(v)
-        if fields is None:
-            return portal.error(v, 400)
-        return await deal_action(v, deal, "add_deal_note", {"text": fields.get("text", "").strip()})
+@page("/logout", "POST", signed_in=False)
+async def logout(portal: Portal, v: Visit, fields: dict[str, str]) -> Response:
+    v.session = Sessions.new(lang=v.session.get("lang"))
+    return portal.redirect(v, "/login")
 
-    @route("/deals/{deal}/extension", "POST")
-    async def request_extension(v: Visit, deal: str) -> Response:
-        # Seed: "Leave a note to the deal card ... if you would like the 30
-        # days trial extension": the request is a note the vendor reads.
-        if await portal.form(v) is None:
-            return portal.error(v, 400)
-        return await deal_action(v, deal, "add_deal_note", {"text": REQUEST_EXTENSION})
 
-    @route("/deals/{deal}/accept", "POST")
-    async def accept(v: Visit, deal: str) -> Response:
-        if await portal.form(v) is None:
-            return portal.error(v, 400)
-        return await review_action(v, deal, "accept_deal", {})
+# -- the customer overview -------------------------------------------------------------
+@page("/")
+async def overview(portal: Portal, v: Visit) -> Response:
+    chosen = v.request.query_params.get("filter") or None
+    if chosen not in (None, *FILTERS):
+        return portal.error(v, 404)
+    day = today()
+    rows, items = await portal.ask(v, lambda ledger: (ledger.overview(None, chosen, day), ledger.attention(None, day)))
+    return portal.page(v, "overview.html", rows=rows, items=items, chosen=chosen, filters=FILTERS)
 
-    @route("/deals/{deal}/deny", "POST")
-    async def deny(v: Visit, deal: str) -> Response:
-        fields = await portal.form(v)
-        if fields is None:
-            return portal.error(v, 400)
-        return await review_action(v, deal, "deny_deal", {"reason": fields.get("reason", "")})
 
-    async def review_action(v: Visit, deal: str, type_: str, data: dict[str, Any]) -> Response:
-        refusal = await portal.command(v, type_, {"deal": deal, **data})
-        if refusal is None:
-            return portal.redirect(v, "/review")
-        return await review(v, refusal, 409)
+# -- deals -----------------------------------------------------------------------------
+@page("/deals")
+async def deals(portal: Portal, v: Visit) -> Response:
+    rows = await portal.ask(v, lambda ledger: ledger.deals(None, None, None, today()))
+    stages: dict[str, list[Any]] = {}
+    for row in rows:
+        stages.setdefault(row["stage"], []).append(row)
+    order = list(i18n.LABELS["stage"])
+    return portal.page(v, "deals.html", stages=sorted(stages.items(), key=lambda s: order.index(s[0])))
 
-    # -- trials ------------------------------------------------------------------------
-    @route("/trials", "GET")
-    async def trials(v: Visit, refusal: str | None = None, values: dict[str, str] | None = None,
-                     status: int = 200) -> Response:
-        rows = await portal.ask(v, lambda ledger: ledger.trials(None, today()))
-        return portal.page(v, "trials.html", status, rows=rows, refusal=refusal, values=values or {},
-                           command_id=uuid.uuid4().hex)
 
-    @route("/trials", "POST")
-    async def start_trial(v: Visit) -> Response:
-        fields = await portal.form(v)
-        if fields is None:
-            return portal.error(v, 400)
-        if v.actor is None or v.actor.partner is None:
-            raise authority.Forbidden("only a partner starts its trials here")
-        command_id = fields.get("command_id") or uuid.uuid4().hex
-        values = {k: fields.get(k, "").strip() for k in ("customer_name", "customer_email")}
-        refusal = await portal.command(v, "start_trial", {"trial": "t-" + command_id[:12], "partner": v.actor.partner,
-                                                          **values}, f"portal-{command_id}")
-        if refusal is None:
-            return portal.redirect(v, "/trials")
-        return await trials(v, refusal, values, 409)
+@page("/deals/new")
+async def new_deal(portal: Portal, v: Visit) -> Response:
+    return portal.page(v, "deal_new.html", values={}, command_id=uuid.uuid4().hex, refusal=None)
 
-    @route("/trials/{trial}/extend", "POST")
-    async def extend_trial(v: Visit, trial: str) -> Response:
-        if await portal.form(v) is None:
-            return portal.error(v, 400)
-        refusal = await portal.command(v, "extend_trial", {"trial": trial})
-        if refusal is None:
-            return portal.redirect(v, "/trials")
-        return await trials(v, refusal, None, 409)
 
-    # -- statements --------------------------------------------------------------------
-    @route("/statements", "GET")
-    async def statements(v: Visit) -> Response:
-        month = v.request.query_params.get("month") or today().strftime("%Y-%m")
-        partner = v.request.query_params.get("partner")
-        return portal.redirect(v, f"/statements/{month}" + (f"?{urlencode({'partner': partner})}" if partner else ""))
+@page("/deals/new", "POST")
+async def register_deal(portal: Portal, v: Visit, fields: dict[str, str]) -> Response:
+    if v.actor is None or v.actor.partner is None:
+        raise authority.Forbidden("only a partner registers its deals here")
+    command_id = fields.get("command_id") or uuid.uuid4().hex
+    deal_id = "d-" + command_id[:12]  # the form's id: sending it twice registers one deal
+    values = {k: fields.get(k, "").strip() for k in ("customer_name", "contact_name", "customer_email", "note")}
+    data = {"deal": deal_id, "partner": v.actor.partner, **values}
+    if not data["note"]:
+        del data["note"]
+    refusal = await portal.command(v, "register_deal", data, f"portal-{command_id}")
+    if refusal is None:
+        return portal.redirect(v, f"/deals/{deal_id}")
+    return portal.page(v, "deal_new.html", 409, values=values, command_id=uuid.uuid4().hex, refusal=refusal)
 
-    @route("/statements/{month}", "GET")
-    async def statement(v: Visit, month: str) -> Response:
-        import re
 
-        from ..export import statement_csv, statement_xlsx_bytes
+@page("/deals/{deal}")
+async def deal_card(portal: Portal, v: Visit, deal: str, refusal: str | None = None, status: int = 200) -> Response:
+    card = await portal.ask(v, lambda ledger: ledger.deal_card(deal, today()))
+    requested = any(n["text"] == REQUEST_EXTENSION for n in card["notes"])
+    return portal.page(v, "deal.html", status, card=card, refusal=refusal, requested=requested,
+                       request_text=REQUEST_EXTENSION, reasons=DENY_REASONS)
 
-        month, _, suffix = month.partition(".")
-        if not re.fullmatch(MONTH, month) or suffix not in ("", "csv", "xlsx"):
-            return portal.error(v, 404)
-        partner = v.request.query_params.get("partner") or None
-        if v.actor is not None and v.actor.partner is None and partner is None:
-            return portal.page(v, "statement_pick.html",
-                               partners=await portal.ask(v, lambda ledger: ledger.partners(today())), month=month)
-        st = await portal.ask(v, lambda ledger: ledger.statement(partner, month))
-        if suffix:
-            name = f"statement-{st['partner']}-{month}.{suffix}"
-            body, media = ((statement_csv(st), "text/csv; charset=utf-8") if suffix == "csv" else
-                           (statement_xlsx_bytes(st), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
-            response = Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-            portal.done(v, response)
-            return response
-        year, m = int(month[:4]), int(month[5:])
-        previous = f"{year - (m == 1)}-{12 if m == 1 else m - 1:02d}"
-        following = f"{year + (m == 12)}-{1 if m == 12 else m + 1:02d}"
-        query = f"?{urlencode({'partner': partner})}" if partner else ""
-        return portal.page(v, "statement.html", st=st, month=month, previous=previous, following=following,
-                           query=query, this_month=today().strftime("%Y-%m"))
 
-    # -- the vendor manager ------------------------------------------------------------
-    @route("/review", "GET")
-    async def review(v: Visit, refusal: str | None = None, status: int = 200) -> Response:
-        if v.actor is None or v.actor.partner is not None:
-            raise authority.Forbidden("the deal review is the vendor's")
-        rows = await portal.ask(v, lambda ledger: ledger.deals(None, None, "pending", today()))
-        return portal.page(v, "review.html", status, rows=rows, reasons=DENY_REASONS, refusal=refusal)
+async def deal_action(portal: Portal, v: Visit, deal: str, type_: str, data: dict[str, Any]) -> Response:
+    """Submit `type_` on `deal`; back to its card, which shows the refusal if any."""
+    refusal = await portal.command(v, type_, {"deal": deal, **data})
+    if refusal is None:
+        return portal.redirect(v, f"/deals/{deal}")
+    return await deal_card(portal, v, deal, refusal, 409)
 
-    @route("/partners", "GET")
-    async def partners(v: Visit) -> Response:
-        rows = await portal.ask(v, lambda ledger: ledger.partners(today()))
-        return portal.page(v, "partners.html", rows=rows)
 
+@page("/deals/{deal}/notes", "POST")
+async def add_note(portal: Portal, v: Visit, deal: str, fields: dict[str, str]) -> Response:
+    return await deal_action(portal, v, deal, "add_deal_note", {"text": fields.get("text", "").strip()})
+
+
+@page("/deals/{deal}/extension", "POST")
+async def request_extension(portal: Portal, v: Visit, deal: str, fields: dict[str, str]) -> Response:
+    # Seed: "Leave a note to the deal card ... if you would like the 30
+    # days trial extension": the request is a note the vendor reads.
+    return await deal_action(portal, v, deal, "add_deal_note", {"text": REQUEST_EXTENSION})
+
+
+@page("/deals/{deal}/accept", "POST")
+async def accept(portal: Portal, v: Visit, deal: str, fields: dict[str, str]) -> Response:
+    return await review_action(portal, v, deal, "accept_deal", {})
+
+
+@page("/deals/{deal}/deny", "POST")
+async def deny(portal: Portal, v: Visit, deal: str, fields: dict[str, str]) -> Response:
+    return await review_action(portal, v, deal, "deny_deal", {"reason": fields.get("reason", "")})
+
+
+async def review_action(portal: Portal, v: Visit, deal: str, type_: str, data: dict[str, Any]) -> Response:
+    """Submit a review of `deal`; back to the review list, which shows the refusal if any."""
+    refusal = await portal.command(v, type_, {"deal": deal, **data})
+    if refusal is None:
+        return portal.redirect(v, "/review")
+    return await review(portal, v, refusal, 409)
+
+
+# -- trials ----------------------------------------------------------------------------
+@page("/trials")
+async def trials(portal: Portal, v: Visit, refusal: str | None = None, values: dict[str, str] | None = None,
+                 status: int = 200) -> Response:
+    rows = await portal.ask(v, lambda ledger: ledger.trials(None, today()))
+    return portal.page(v, "trials.html", status, rows=rows, refusal=refusal, values=values or {},
+                       command_id=uuid.uuid4().hex)
+
+
+@page("/trials", "POST")
+async def start_trial(portal: Portal, v: Visit, fields: dict[str, str]) -> Response:
+    if v.actor is None or v.actor.partner is None:
+        raise authority.Forbidden("only a partner starts its trials here")
+    command_id = fields.get("command_id") or uuid.uuid4().hex
+    values = {k: fields.get(k, "").strip() for k in ("customer_name", "customer_email")}
+    refusal = await portal.command(v, "start_trial", {"trial": "t-" + command_id[:12], "partner": v.actor.partner,
+                                                      **values}, f"portal-{command_id}")
+    if refusal is None:
+        return portal.redirect(v, "/trials")
+    return await trials(portal, v, refusal, values, 409)
+
+
+@page("/trials/{trial}/extend", "POST")
+async def extend_trial(portal: Portal, v: Visit, trial: str, fields: dict[str, str]) -> Response:
+    refusal = await portal.command(v, "extend_trial", {"trial": trial})
+    if refusal is None:
+        return portal.redirect(v, "/trials")
+    return await trials(portal, v, refusal, None, 409)
+
+
+# -- statements ------------------------------------------------------------------------
+@page("/statements")
+async def statements(portal: Portal, v: Visit) -> Response:
+    month = v.request.query_params.get("month") or today().strftime("%Y-%m")
+    partner = v.request.query_params.get("partner")
+    return portal.redirect(v, f"/statements/{month}" + (f"?{urlencode({'partner': partner})}" if partner else ""))
+
+
+@page("/statements/{month}")
+async def statement(portal: Portal, v: Visit, month: str) -> Response:
+    from ..export import statement_csv, statement_xlsx_bytes
+
+    month, _, suffix = month.partition(".")
+    if not re.fullmatch(MONTH, month) or suffix not in ("", "csv", "xlsx"):
+        return portal.error(v, 404)
+    partner = v.request.query_params.get("partner") or None
+    if v.actor is not None and v.actor.partner is None and partner is None:
+        return portal.page(v, "statement_pick.html",
+                           partners=await portal.ask(v, lambda ledger: ledger.partners(today())), month=month)
+    st = await portal.ask(v, lambda ledger: ledger.statement(partner, month))
+    if suffix:
+        name = f"statement-{st['partner']}-{month}.{suffix}"
+        body, media = ((statement_csv(st), "text/csv; charset=utf-8") if suffix == "csv" else
+                       (statement_xlsx_bytes(st), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+        response = Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        portal.done(v, response)
+        return response
+    year, m = int(month[:4]), int(month[5:])
+    # No links beyond the calendar's first and last months.
+    previous = None if (year, m) == (1, 1) else f"{year - (m == 1):04d}-{12 if m == 1 else m - 1:02d}"
+    following = None if (year, m) == (9999, 12) else f"{year + (m == 12):04d}-{1 if m == 12 else m + 1:02d}"
+    query = f"?{urlencode({'partner': partner})}" if partner else ""
+    return portal.page(v, "statement.html", st=st, month=month, previous=previous, following=following,
+                       query=query, this_month=today().strftime("%Y-%m"))
+
+
+# -- the vendor manager ----------------------------------------------------------------
+@page("/review")
+async def review(portal: Portal, v: Visit, refusal: str | None = None, status: int = 200) -> Response:
+    if v.actor is None or v.actor.partner is not None:
+        raise authority.Forbidden("the deal review is the vendor's")
+    rows = await portal.ask(v, lambda ledger: ledger.deals(None, None, "pending", today()))
+    return portal.page(v, "review.html", status, rows=rows, reasons=DENY_REASONS, refusal=refusal)
+
+
+@page("/partners")
+async def partners(portal: Portal, v: Visit) -> Response:
+    if v.actor is None or v.actor.partner is not None:
+        raise authority.Forbidden("the partners' list is the vendor's")
+    rows = await portal.ask(v, lambda ledger: ledger.partners(today()))
+    return portal.page(v, "partners.html", rows=rows)
+
+
+def install(app: FastAPI, service: Service) -> None:
+    """Mount the portal's pages (`PAGES`) at `/` and its stylesheet at `/static` of `app`."""
+    portal = Portal(service, Sessions(session_secret()))
+    router = APIRouter(include_in_schema=False)
+    app.mount("/static", StaticFiles(packages=[("ledger.portal", "static")]), name="static")
+    for path, method, handler, signed in PAGES:
+        router.add_api_route(path, portal.endpoint(handler, signed), methods=[method], response_class=HTMLResponse)
     app.include_router(router)
-

@@ -74,6 +74,8 @@ LATEST = Table(
     current_only=True,  # a cache of ov_usage, changed by every report: a known-at query reads ov_usage
 )
 FIGURES = ("users", "framework", "progress")
+# `overview --filter`: customers of a status, or with attention items.
+FILTERS = ("trial", "active", "closed", "attention")
 
 ACTIVITY_WINDOW_DAYS = 90
 

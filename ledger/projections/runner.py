@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import timeline
+from ..errors import BadInput, Unknown
 from ..timeline import recorded_text
 from ..persistence import CREATE_LOCK
 from .base import Projection, preload
@@ -32,12 +33,12 @@ LOCKS_DDL = "CREATE TABLE IF NOT EXISTS ledger_locks (name TEXT PRIMARY KEY)"
 ZONE_DDL = "CREATE TABLE IF NOT EXISTS ledger_read_zone (id INTEGER PRIMARY KEY, zone TEXT NOT NULL)"
 
 
-class ZoneMismatch(ValueError):
+class ZoneMismatch(BadInput):
     """The read models were built in another business time zone than
     LEDGER_TIMEZONE names now: their dates would answer for the other zone."""
 
 
-class Outdated(ValueError):
+class Outdated(BadInput):
     """The read models were built by another version of their projection
     (another table layout or rule) and this process may not rebuild them:
     answering from them would be silently wrong."""
@@ -152,7 +153,7 @@ class Runner:
         for p in self.projections:
             if p.name == name:
                 return p
-        raise KeyError(f"no projection {name!r}: choose from {', '.join(p.name for p in self.projections)}")
+        raise Unknown(f"no projection {name!r}: choose from {', '.join(p.name for p in self.projections)}")
 
     def position(self, name: str) -> int:
         return (self._state(name) or (0, 0, ""))[0]
