@@ -321,6 +321,9 @@ class Database:
                               "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
 
 
+_PY_TYPES = {"TEXT": str, "BIGINT": int}  # a column type -> the Python type written as one array of it
+
+
 class Sql:
     """One connection, `?` placeholders on both drivers, explicit transactions."""
 
@@ -341,9 +344,20 @@ class Sql:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self._q(sql), self._check(params))
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]], arrays: str | None = None,
+                    types: Sequence[str] = ()) -> None:
+        """`sql` once per row. On PostgreSQL, given `arrays` (the same write
+        taking one array per column, `?::TYPE[]` in column order) and the
+        columns' `types` (TEXT or BIGINT), the rows go as one statement when
+        every value is of its column's type (str, int or None): one row per
+        statement costs the server and the driver more than the rows."""
         if not rows:
             return
+        if self.pg and arrays is not None and len(rows) > 1:
+            columns = [list(c) for c in zip(*rows)]
+            if all(all(v is None or type(v) is _PY_TYPES[t] for v in c) for c, t in zip(columns, types)):
+                self.conn.execute(self._q(arrays), columns)
+                return
         if self.pg:
             with self.conn.cursor() as cur:
                 cur.executemany(self._q(sql), rows)

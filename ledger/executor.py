@@ -48,8 +48,17 @@ class Result:
     # authority raised, kept as raised (Ledger.command raises it again); for an
     # outcome recorded earlier or a conflict, one made from the message.
     refusal: Refused | None = field(default=None, repr=False, compare=False)
+    # The machine code of the refusal, malformation or note (ledger.errors.CODES),
+    # and the facts its message names; taken from `refusal` or a Note message
+    # when not given. None for an uncoded reason or one recorded earlier
+    # (outcomes keep the message only).
+    code: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.code is None:
+            coded = self.refusal if self.refusal is not None else self.message
+            self.code, self.facts = getattr(coded, "code", None), dict(getattr(coded, "facts", None) or {})
         # Reasons echo input: keep every report line one bounded line.
         if self.message is not None:
             self.message = one_line(self.message)
@@ -67,6 +76,8 @@ class Result:
             out["reason"] = self.message
         elif self.message:
             out["note"] = self.message
+        if self.code is not None:
+            out["code"] = self.code
         return out
 
 
@@ -154,7 +165,7 @@ class BatchExecutor:
         outcomes: list[Outcome] = []
         for (line, cmd), actor in zip(chunk, actors):
             if isinstance(cmd, Malformed):
-                results.append(Result(line, cmd.id, cmd.type, "malformed", str(cmd)))
+                results.append(Result(line, cmd.id, cmd.type, "malformed", str(cmd), code=cmd.code, facts=cmd.facts))
                 continue
             if isinstance(actor, Refused):
                 results.append(Result(line, cmd.id, cmd.type, "refused", str(actor), actor))

@@ -101,7 +101,8 @@ def registrable_domain(text: str) -> str:
     host = host_name(text)
     psl = _psl()
     if psl.publicsuffix(host, accept_unknown=False) is None:
-        raise BadInput(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)")
+        raise BadInput(f"not a valid domain: {text!r} (its top-level domain is not on the Public Suffix List)",
+                       code="invalid_domain", facts={"domain": text})
     domain = psl.privatesuffix(host, accept_unknown=False)
     if domain is None:
         raise BadInput(f"{host} is a public suffix, not one company's domain")
@@ -119,14 +120,16 @@ def customer_domain(email_or_host: str) -> str:
     if "@" in text:
         local, _, host = text.rpartition("@")
         if not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-            raise BadInput(f"not a valid email address: {email_or_host!r}")
+            raise BadInput(f"not a valid email address: {email_or_host!r}",
+                           code="invalid_email", facts={"email": email_or_host})
     else:
         host = text
     domain = registrable_domain(host)
     if domain in free_mail_domains():
         raise Refused(
             f"{domain} is a free-mail domain and cannot identify a company; "
-            "use the customer's company email"
+            "use the customer's company email",
+            code="free_mail", facts={"domain": domain},
         )
     return domain
 

@@ -243,11 +243,52 @@ def test_command_results_and_statuses(api: Api) -> None:
     malformed = api.post(OWNER, {"id": "m-1", "type": "register_deal", "data": {"deal": "d-3"}})
     assert malformed.status_code == 422 and malformed.json()["status"] == "malformed"
     assert malformed.json()["reason"].startswith("data.")
+    assert (malformed.json()["id"], malformed.json()["type"]) == ("m-1", "register_deal")  # as submit --json names it
     assert api.post(OWNER, b"\xff\xfe").json()["status"] == "malformed"
     # The same reasons as `ledger submit --json` gives for the same lines.
     with Ledger(h.url, OWNER, clock=h.clock) as cli_ledger:
         (r,) = cli_ledger.submit_lines([json.dumps(deal("d-4", email="jane@acme.fi"))])
     assert r.message == refused.json()["reason"]
+
+
+def test_results_and_problems_carry_the_refusal_code(api: Api) -> None:
+    """A coded refusal says its code beside the unchanged reason: in a
+    command's result (and a deal denied at once in its note's), and as an
+    RFC 9457 extension member in problem details."""
+    from fastapi import FastAPI
+
+    from ledger.api.problems import install_errors
+    from ledger.errors import BadInput, Refused
+
+    h = api.h
+    program(h)
+    assert "code" not in api.post(OWNER, deal("d-1")).json()  # applied: nothing to say
+    refused = api.post(OWNER, deal("d-2", email="jane@acme.fi")).json()
+    assert refused["code"] == "own_domain" and "own domain" in refused["reason"]
+    malformed = api.post(OWNER, {"id": "m-1", "type": "register_deal", "data": {"deal": "d-3"}}).json()
+    assert malformed["code"] == "invalid_data" and malformed["reason"].startswith("data.")
+    rival = api.post("partner:beta", deal("d-4", partner="beta")).json()
+    assert rival["status"] == "applied" and rival["code"] == "duplicate" and "duplicate" in rival["note"]
+
+    app = FastAPI()
+    install_errors(app)
+
+    @app.get("/coded")
+    def coded() -> None:
+        raise Refused("example.fi is protected by another partner until 2026-04-10", code="protected_by_other")
+
+    @app.get("/plain")
+    def plain() -> None:
+        raise BadInput("not a number")
+
+    with TestClient(app) as client:
+        r = client.get("/coded")
+        assert r.status_code == 409 and r.json() == {
+            "type": "about:blank", "title": "Conflict", "status": 409, "code": "protected_by_other",
+            "detail": "example.fi is protected by another partner until 2026-04-10"}
+        assert "code" not in client.get("/plain").json()
+    with pytest.raises(ValueError, match="undeclared"):
+        Refused("no", code="not_declared")
 
 
 def test_bodies_too_large_or_too_deep_are_refused_and_write_nothing(api: Api) -> None:

@@ -701,3 +701,14 @@ def test_input_no_ledger_state_makes_valid_exits_2_with_nothing_written(cli: Cli
         r = cli(*args)
         assert r.code == 2 and text in r.err and r.err.count("\n") == 1, str(r)
     assert cli.head() == head
+
+
+def test_an_unknown_type_is_reported_with_its_line_s_id_and_every_type_there_is(cli: Cli) -> None:
+    from ledger.commands.registry import bulk_types
+
+    path = cli.write("bad.jsonl", [{"id": "c4", "type": "bogus_type", "data": {}}])
+    r = cli("--as", "system", "submit", str(path))
+    first = r.out.splitlines()[0]
+    assert r.code == 2 and first.startswith("line 1: malformed c4 - type must be one of "), str(r)
+    assert all(t in first for t in bulk_types()) and "…" not in first, first
+    assert cli("--as", "system", "--json", "submit", str(path)).jsonl()[0]["id"] == "c4"

@@ -368,6 +368,32 @@ def test_a_fingerprint_sees_values_not_spelling(cents: int, other: int, trimmed:
     assert (fingerprint(parse_line(line(written(other, False), True))) == plain) == (other == cents)
 
 
+@given(text=st.text(), big=st.integers(min_value=-(2**70), max_value=2**70))
+@settings(max_examples=300, deadline=None)
+def test_a_fingerprint_is_the_digest_of_the_canonical_json_it_always_was(text: str, big: int) -> None:
+    """Fingerprints are stored with outcomes: whichever JSON writer computes
+    them, the bytes hashed stay json.dumps(sort_keys, compact, ensure_ascii
+    off, values through _plain), for any text (control characters, non-ASCII,
+    lone surrogates) and integers beyond 64 bits."""
+    import hashlib
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from ledger.commands import identity
+
+    obj = {"type": "note", "on": datetime(2026, 3, 5, 1, 2, 3, 4, tzinfo=timezone.utc),
+           "data": {"text": text, "z": big, "amount": Decimal("12.50"), "day": datetime(2026, 1, 1).date(),
+                    "nested": [{"b": text, "a": None, "t": True}]}}
+    try:
+        expected = hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                             default=identity._plain).encode("utf-8")).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate: no fingerprint, as before
+        with pytest.raises(UnicodeEncodeError):
+            identity._digest(obj)
+        return
+    assert identity._digest(obj) == expected
+
+
 # -- a ledger restored from an export -------------------------------------------------------------
 def test_a_ledger_restored_from_an_export_keeps_its_applied_commands(h: Harness, tmp_path: Path) -> None:
     from ledger.audit import Audit

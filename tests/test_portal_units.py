@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ledger.api.app import create_app
 from ledger.portal import i18n
 from ledger.portal.catalog import template
-from ledger.portal.refusals import PATTERNS, explain
+from ledger.portal.refusals import SENTENCES, explain
 from ledger.portal.session import COOKIE
 
 from .conftest import Harness, cmd, deal, program
@@ -161,8 +161,9 @@ def test_signed_out_visitors_go_to_the_sign_in_page(seeded: Any) -> None:
 
 
 # -- refusals in the partner's language --------------------------------------------------
-def test_each_refusal_pattern_matches_what_the_ledger_says(h: Harness) -> None:
-    """The portal recognises the ledger's real messages (a reworded rule fails here)."""
+def test_each_refusal_the_ledger_raises_carries_a_code_the_portal_translates(h: Harness) -> None:
+    """Each reason a partner meets, produced by the ledger, has a code with
+    its facts, and the portal says it in the partner's language."""
     program(h)
     h.ok(deal("d-1", email="jane@example.fi", on="2026-01-10"),
          deal("d-2", partner="beta", email="x@rival.fi", on="2026-01-10"),
@@ -171,33 +172,69 @@ def test_each_refusal_pattern_matches_what_the_ledger_says(h: Harness) -> None:
          cmd("start_trial", on="2026-01-10", actor="partner:acme", trial="t-2", partner="acme",
              customer_name="U Oy", customer_email="u@untrial.fi"))
     h.ok(cmd("extend_trial", on="2026-01-11", actor="partner:acme", trial="t-2"))
-    messages = [
-        h.refused(deal("d-3", email="me@acme.fi", on="2026-01-11")),
-        h.refused(deal("d-4", email="someone@gmail.com", on="2026-01-11")),
-        h.refused(deal("d-5", email="john@example.fi", on="2026-01-11")),
-        h.submit(deal("d-6", email="y@rival.fi", on="2026-01-11"))[0].message,
-        h.refused(cmd("start_trial", on="2026-01-11", actor="partner:acme", trial="t-3", partner="acme",
-                      customer_name="R", customer_email="r@rival.fi")),
-        h.refused(cmd("start_trial", on="2026-01-11", actor="partner:acme", trial="t-4", partner="acme",
-                      customer_name="T", customer_email="t2@trial.fi")),
-        h.refused(cmd("extend_trial", on="2026-01-12", actor="partner:acme", trial="t-2")),
-        h.refused(cmd("extend_trial", on="2026-02-20", actor="partner:acme", trial="t-1")),
-        h.refused(deal("d-7", email="jane@bad..example.fi", on="2026-01-11")),
-        h.refused(cmd("accept_deal", on="2026-01-12", actor="vendor:manager", deal="d-6")),
+
+    def refused(line: dict[str, Any]) -> Any:
+        h.refused(line)  # refused, nothing written
+        (result,) = h.submit({**line, "id": line["id"] + "-again"})
+        return result
+
+    results = [
+        refused(deal("d-3", email="me@acme.fi", on="2026-01-11")),
+        refused(deal("d-4", email="someone@gmail.com", on="2026-01-11")),
+        refused(deal("d-5", email="john@example.fi", on="2026-01-11")),
+        h.submit(deal("d-6", email="y@rival.fi", on="2026-01-11"))[0],
+        refused(cmd("start_trial", on="2026-01-11", actor="partner:acme", trial="t-3", partner="acme",
+                    customer_name="R", customer_email="r@rival.fi")),
+        refused(cmd("start_trial", on="2026-01-11", actor="partner:acme", trial="t-4", partner="acme",
+                    customer_name="T", customer_email="t2@trial.fi")),
+        refused(cmd("extend_trial", on="2026-01-12", actor="partner:acme", trial="t-2")),
+        refused(cmd("extend_trial", on="2026-02-20", actor="partner:acme", trial="t-1")),
+        refused(deal("d-7", email="jane@bad..example.fi", on="2026-01-11")),
+        refused(cmd("accept_deal", on="2026-01-12", actor="vendor:manager", deal="d-6")),
+        refused(deal("d-8", email="jane@example.notatld", on="2026-01-11")),
     ]
+    assert [r.code for r in results] == [
+        "own_domain", "free_mail", "already_yours", "duplicate", "protected_by_other", "trial_running",
+        "trial_extended", "trial_ended", "invalid_data", "already_reviewed", "invalid_data"]
+    assert results[2].message == ("example.fi is already protected by your deal d-1 until 2026-04-10; "
+                                  "add a note to it instead")  # the English contract is unchanged
     fi = i18n.translations("fi").gettext
-    explained = [explain(m, fi, i18n.Formats("fi")) for m in messages]
-    assert not [e for e in explained if "englanniksi" in e], list(zip(messages, explained))
+    explained = [explain(r.code, r.facts, r.message, fi, i18n.Formats("fi")) for r in results]
+    assert not [e for e in explained if "englanniksi" in e], list(zip(results, explained))
     assert explained[2] == ("example.fi on jo suojattu kaupallasi d-1 10.4.2026 asti. "
                             "Lisää sen sijaan muistiinpano kyseiseen kauppaan.")
     assert explained[3].startswith("Kauppa kirjattiin, mutta se hylättiin heti päällekkäisenä")
     assert "10.4.2026" in explained[3]
+    assert results[3].as_dict()["code"] == "duplicate" and results[0].as_dict()["code"] == "own_domain"
 
 
 def test_an_unknown_refusal_is_shown_with_a_translated_lead_in() -> None:
     de = i18n.translations("de").gettext
-    text = explain("something new happened", de, i18n.Formats("de"))
+    text = explain(None, {}, "something new happened", de, i18n.Formats("de"))
     assert text == "Das System hat die Anfrage abgelehnt. Grund (auf Englisch): something new happened"
+
+
+def test_every_code_raised_in_the_ledger_is_declared_and_translated() -> None:
+    """A code is raised as `code="…"` (or a Note's second argument) in
+    ledger/; each must be declared in CODES, have the portal's sentence, and
+    that sentence be in every catalog (test_every_message_is_translated
+    checks that each catalog translates what the template holds)."""
+    from pathlib import Path
+
+    import ledger
+    from ledger.errors import CODES
+
+    root = Path(ledger.__file__).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
+    raised = set(re.findall(r'code="(\w+)"', source)) | set(re.findall(r'Note\(f?"[^"]*",\s*"(\w+)"', source))
+    assert {"own_domain", "duplicate", "existing_customer", "invalid_data"} <= raised  # the scan sees them
+    assert raised <= set(CODES)
+    assert set(CODES) == set(SENTENCES)  # the portal says each declared code, and nothing else
+    wanted = {m.id for m in template() if m.id}
+    assert {msgid for msgid, _ in SENTENCES.values()} <= wanted
+    for lang in i18n.LANGUAGES[1:]:
+        gettext = i18n.translations(lang).gettext
+        assert [m for m, _ in SENTENCES.values() if gettext(m) == m] == [], lang
 
 
 # -- the catalogs -------------------------------------------------------------------------
@@ -227,7 +264,7 @@ def test_every_message_is_translated(lang: str) -> None:
 
 def test_every_refusal_and_label_is_in_the_catalogs() -> None:
     wanted = {m.id for m in template() if m.id}
-    assert {msgid for _, msgid, _ in PATTERNS} <= wanted
+    assert {msgid for msgid, _ in SENTENCES.values()} <= wanted
     assert {label for table in i18n.LABELS.values() for label in table.values()} <= wanted
 
 

@@ -174,7 +174,7 @@ class Deal(LedgerAggregate):
 
     def add_note(self, text: str, ctx: Context) -> None:
         if not text.strip():
-            raise Refused("a note needs text")
+            raise Refused("a note needs text", code="empty_note")
         self.record_lapse_if_due(ctx)
         self._trigger(self.NoteAdded, ctx, text=text)
 
@@ -199,10 +199,13 @@ class Deal(LedgerAggregate):
 
     def _require_pending(self) -> None:
         if self.review != "pending":
-            raise Refused(f"deal {self.deal} was already reviewed: {self.review}")
+            raise Refused(f"deal {self.deal} was already reviewed: {self.review}",
+                          code="already_reviewed", facts={"deal": self.deal, "review": self.review})
 
     def _require_open(self) -> None:
         if self.review == "denied":
-            raise Refused(f"deal {self.deal} was denied ({self.deny_reason})")
+            raise Refused(f"deal {self.deal} was denied ({self.deny_reason})",
+                          code="deal_denied", facts={"deal": self.deal, "reason": self.deny_reason})
         if self.stage not in OPEN_STAGES:
-            raise Refused(f"deal {self.deal} is {self.stage}; closed is final")
+            raise Refused(f"deal {self.deal} is {self.stage}; closed is final",
+                          code="deal_closed", facts={"deal": self.deal, "stage": self.stage})

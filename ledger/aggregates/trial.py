@@ -88,11 +88,14 @@ class Trial(LedgerAggregate):
 
     def extend(self, ctx: Context) -> None:
         if self.converted_on:
-            raise Refused(f"trial {self.trial} converted to a subscription; it cannot be extended")
+            raise Refused(f"trial {self.trial} converted to a subscription; it cannot be extended",
+                          code="trial_converted", facts={"trial": self.trial})
         if self.expired_on or ctx.day >= self.ends_on:
-            raise Refused(f"trial {self.trial} ended on {self.ends_on}; it cannot be extended")
+            raise Refused(f"trial {self.trial} ended on {self.ends_on}; it cannot be extended",
+                          code="trial_ended", facts={"trial": self.trial, "ended": self.ends_on})
         if self.extended or self.days >= EXTENDED_DAYS:
-            raise Refused(f"trial {self.trial} already runs {self.days} days; it extends once, to {EXTENDED_DAYS}")
+            raise Refused(f"trial {self.trial} already runs {self.days} days; it extends once, to {EXTENDED_DAYS}",
+                          code="trial_extended", facts={"trial": self.trial, "days": self.days})
         self._trigger(self.Extended, ctx, days=EXTENDED_DAYS)
 
     def convert(self, subscription: str, ctx: Context) -> None:

@@ -89,7 +89,7 @@ def create_app(url: str | None = None) -> FastAPI:
             except Malformed as e:
                 cmd = e
         if isinstance(cmd, Malformed):
-            return answer(Result(1, None, None, "malformed", str(cmd)).as_dict(), 422)
+            return answer(Result(1, cmd.id, cmd.type, "malformed", str(cmd), code=cmd.code).as_dict(), 422)
         denied = forbidden_before(actor, cmd)
         if denied is not None:
             return problem(403, TITLES[403], denied)

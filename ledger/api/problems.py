@@ -32,9 +32,13 @@ class TooLarge(Exception):
 
 
 # -- responses -----------------------------------------------------------------------
-def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> Response:
-    """An RFC 9457 problem details response; `detail` is one bounded line."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": one_line(detail)}
+def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None,
+            code: str | None = None) -> Response:
+    """An RFC 9457 problem details response; `detail` is one bounded line;
+    `code` (ledger.errors.CODES), when the refusal has one, is an extension member."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": one_line(detail)}
+    if code is not None:
+        body["code"] = code
     return Response(json.dumps(body, ensure_ascii=False), status, headers, media_type=PROBLEM)
 
 
@@ -69,7 +73,7 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(Refused)
     async def refused(_: Request, e: Refused) -> Response:
-        return problem(409, TITLES[409], str(e))
+        return problem(409, TITLES[409], str(e), code=e.code)
 
     @app.exception_handler(TooLarge)
     async def too_large(_: Request, e: TooLarge) -> Response:
@@ -82,7 +86,7 @@ def install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(ValueError)  # also Malformed
     async def bad_value(_: Request, e: ValueError) -> Response:
-        return problem(422, TITLES[422], str(e) or type(e).__name__)
+        return problem(422, TITLES[422], str(e) or type(e).__name__, code=getattr(e, "code", None))
 
     @app.exception_handler(KeyError)  # the service layer's "no such record"
     async def not_found(_: Request, e: KeyError) -> Response:

@@ -140,6 +140,7 @@ class Result(BaseModel):
     status: Literal["applied", "duplicate", "refused", "conflict", "malformed"]
     reason: str | None = Field(None, description="why it was refused or malformed (one line)")
     note: str | None = Field(None, description="what else the ledger did (e.g. denied at once, and why)")
+    code: str | None = Field(None, description="the reason's or note's stable machine code (README: refusal codes)")
 
 
 class Problem(BaseModel):
@@ -149,6 +150,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+    code: str | None = Field(None, description="the refusal's stable machine code, when it has one (extension member)")
 
 
 class Health(BaseModel):

@@ -70,8 +70,8 @@ def _reported(result: Any, as_json: bool) -> str:
     if as_json:
         return dump(d)
     detail = d.get("reason") or d.get("note") or ""
-    return (f"line {d['line']}: {d['status']} {d['type'] or ''} {d['id'] or ''}".rstrip()
-            + (f" - {detail}" if detail else ""))
+    named = " ".join(x for x in (d["status"], d["type"], d["id"]) if x)
+    return f"line {d['line']}: {named}" + (f" - {detail}" if detail else "")
 
 
 def _summary(total: int, counts: dict[str, int], position: int, as_json: bool) -> str:

@@ -19,6 +19,7 @@ from .. import authority, money
 from ..aggregates import Customer, Deal, IssuedStatement, Partner, Refused, Subscription, Trial, UsageDay
 from ..aggregates.base import Context, LedgerAggregate
 from ..aggregates.token import Token
+from ..errors import Note
 from ..identity import customer_domain, registrable_domain, registrable_or_none
 from . import models as m
 
@@ -46,8 +47,8 @@ def _domain(text: str) -> str:
     """The customer a given domain (or host name) stands for."""
     try:
         return customer_domain(text)
-    except ValueError as e:
-        raise Refused(str(e)) from None
+    except ValueError as e:  # BadInput: refused here, its code kept
+        raise Refused(str(e), code=getattr(e, "code", None), facts=getattr(e, "facts", None)) from None
 
 
 def _customer_email(partner: Partner, email: str) -> str:
@@ -55,7 +56,8 @@ def _customer_email(partner: Partner, email: str) -> str:
     if partner.owns_domain(domain):
         raise Refused(
             f"{email} is on partner {partner.partner}'s own domain; "
-            "register the customer's name and email, not your own"
+            "register the customer's name and email, not your own",
+            code="own_domain", facts={"email": email},
         )
     return domain
 
@@ -144,7 +146,9 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
     if protecting is not None and protecting.partner == d.partner:
         raise Refused(
             f"{domain} is already protected by your deal {protecting.deal} "
-            f"until {protecting.protected_until}; add a note to it instead"
+            f"until {protecting.protected_until}; add a note to it instead",
+            code="already_yours",
+            facts={"domain": domain, "deal": protecting.deal, "until": protecting.protected_until},
         )
     claimed_until = _claimed_by_other(protecting, _runs(_latest_trial(uow, customer), ctx), d.partner)
     # Everything is checked: from here on, only events.
@@ -161,12 +165,13 @@ def register_deal(uow: UnitOfWork, d: m.RegisterDeal, ctx: Context) -> str | Non
     system = Context(ctx.command_id, "system", ctx.at, ctx.recorded)
     if customer.is_paying:
         deal.deny("existing-customer", system, f"{domain} already has an active subscription")
-        return f"denied at once: existing-customer ({domain} already pays)"
+        return Note(f"denied at once: existing-customer ({domain} already pays)",
+                    "existing_customer", {"domain": domain})
     if claimed_until is not None:
         # Never names the other partner: partners must not learn each other's customers.
         detail = f"protected by another partner until {claimed_until}"
         deal.deny("duplicate", system, detail)
-        return f"denied at once: duplicate ({detail})"
+        return Note(f"denied at once: duplicate ({detail})", "duplicate", {"until": claimed_until})
     customer.claim_protection(d.deal, d.partner, ctx)
     return None
 
@@ -211,15 +216,18 @@ def lose_deal(uow: UnitOfWork, d: m.LoseDeal, ctx: Context) -> str | None:
 def start_trial(uow: UnitOfWork, d: m.StartTrial, ctx: Context) -> str | None:
     domain, customer = _partners_customer(uow, d.partner, d.customer_email, ctx, "trials", (Trial, d.trial))
     if customer is not None and customer.is_paying:
-        raise Refused(f"{domain} already has an active subscription; no trial needed")
+        raise Refused(f"{domain} already has an active subscription; no trial needed",
+                      code="already_paying", facts={"domain": domain})
     of_record = _deal_of_record(uow, customer)
     latest = _latest_trial(uow, customer)
     running = _runs(latest, ctx)
     claimed_until = _claimed_by_other(_protects(of_record, ctx), running, d.partner)
     if claimed_until is not None:  # another partner's deal or running trial holds it
-        raise Refused(f"{domain} is protected by another partner until {claimed_until}")
+        raise Refused(f"{domain} is protected by another partner until {claimed_until}",
+                      code="protected_by_other", facts={"domain": domain, "until": claimed_until})
     if running is not None:  # (another partner's running trial was refused above)
-        raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}")
+        raise Refused(f"{domain} already has trial {running.trial} running until {running.ends_on}",
+                      code="trial_running", facts={"domain": domain, "trial": running.trial, "until": running.ends_on})
     trial = Trial.start(d.trial, d.partner, domain, d.customer_name, d.customer_email, d.days, ctx)  # checks days
     # Everything is checked: from here on, only events.
     if of_record is not None:

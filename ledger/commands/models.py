@@ -330,8 +330,9 @@ class Malformed(BadInput):
     `type` are the line's own, when its envelope was well-formed, so the
     report can name the command."""
 
-    def __init__(self, message: str, id: str | None = None, type: str | None = None) -> None:  # noqa: A002
-        super().__init__(message)
+    def __init__(self, message: str, id: str | None = None, type: str | None = None,  # noqa: A002
+                 code: str | None = None, facts: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, facts=facts)
         self.id, self.type = id, type
 
 
@@ -494,9 +495,10 @@ def _one_line(err: ValidationError, prefix: str = "", options: bool = False) -> 
     errors = err.errors(include_url=False, include_input=False)
     for e in errors[:3]:
         loc = tuple(x for x in (prefix.rstrip("."),) if x) + tuple(e["loc"])
-        parts.append(one_line(human_error(e, _field_name(loc, options)), 160))
+        # A list of choices is the message's point: it is not cut like the rest.
+        parts.append(one_line(human_error(e, _field_name(loc, options)), 360 if e["type"] == "literal_error" else 160))
     more = len(errors) - 3
-    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
+    return one_line("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""), 390)
 
 
 def build(obj: dict[str, Any], options: bool = False) -> Command:
@@ -510,13 +512,17 @@ def build(obj: dict[str, Any], options: bool = False) -> Command:
     try:
         env = envelope().model_validate(obj)
     except ValidationError as e:
-        raise Malformed(_one_line(e, options=options)) from None
+        # The line's id still names it in the report when the id itself is well-formed.
+        known = obj.get("id") if isinstance(obj.get("id"), str) and re.fullmatch(ID_PATTERN, obj["id"]) else None
+        raise Malformed(_one_line(e, options=options), known) from None
     except RecursionError:
         raise Malformed("the command is nested too deeply") from None
     try:
         data = COMMAND_TYPES[env.type].model.model_validate(env.data)
     except ValidationError as e:
-        raise Malformed(_one_line(e, "data.", options), env.id, env.type) from None
+        fields = sorted({str(x["loc"][0]) for x in e.errors() if x["loc"]})
+        raise Malformed(_one_line(e, "data.", options), env.id, env.type,
+                        code="invalid_data", facts={"fields": fields}) from None
     except RecursionError:
         raise Malformed("the command's data is nested too deeply") from None
     return Command(id=env.id, type=env.type, on=env.on, actor=env.actor, data=data)

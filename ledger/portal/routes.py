@@ -149,18 +149,20 @@ class Portal:
         returned too, translated: it is what the partner needs to know."""
         envelope = {"id": command_id or f"portal-{uuid.uuid4().hex}", "type": type_, "data": data}
 
-        def run() -> Any:
+        def run() -> tuple[str | None, dict[str, Any], str] | None:  # (code, facts, English reason)
             with self.service.ledger(v.actor) as ledger:
                 try:
                     result = ledger.command(envelope)
-                    return result.message if type_ == "register_deal" and result.status == "applied" else None
+                    if type_ == "register_deal" and result.status == "applied" and result.message:
+                        return result.code, result.facts, result.message
+                    return None
                 except (Refused, Malformed) as e:
                     if isinstance(e, authority.Forbidden):
                         raise
-                    return str(e) or "refused"
+                    return e.code, e.facts, str(e) or "refused"
 
-        message = await run_in_threadpool(run)
-        return explain(message, v.gettext, v.formats) if message else None
+        said = await run_in_threadpool(run)
+        return explain(*said, v.gettext, v.formats) if said else None
 
     def endpoint(self, handler: Page, signed_in: bool) -> Callable[[Request], Awaitable[Response]]:
         """`handler(portal, visit, **path params)` as a route endpoint. A POST's

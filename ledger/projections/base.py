@@ -139,7 +139,11 @@ class Rows:
         self.sql, self.table, self.physical, self.writer = sql, table, physical, writer
         self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self._cols = list(table.columns)
-        self._select, self._insert, self._close = _statements(table, physical)
+        self._select, self._insert, self._close, self._insert_arrays, self._close_arrays = _statements(table, physical)
+        types = [table.columns[c] for c in self._cols]
+        # The columns' types for Sql.executemany's one statement of arrays.
+        self._insert_types = types if table.current_only else [*types, "BIGINT", "BIGINT", "TEXT", "TEXT"]
+        self._close_types = ["BIGINT", "TEXT", *(table.columns[k] for k in table.key)]
         # The versions written by this batch: [values, valid_from, valid_to, recorded_from, recorded_to];
         # per key, its current one.
         self.versions: list[list[Any]] = []
@@ -238,42 +242,54 @@ class Rows:
     def flush(self) -> None:
         if self.closes:
             # Before the inserts: the close finds the stored current version only.
-            self.sql.executemany(self._close, [(p, r, *k) for k, (p, r) in self.closes.items()])
+            self.sql.executemany(self._close, [(p, r, *k) for k, (p, r) in self.closes.items()],
+                                 self._close_arrays, self._close_types)
         if self.versions:
-            self.sql.executemany(self._insert, [(*v, f, t, rf, rt) for v, f, t, rf, rt in self.versions])
+            self.sql.executemany(self._insert, [(*v, f, t, rf, rt) for v, f, t, rf, rt in self.versions],
+                                 self._insert_arrays, self._insert_types)
         if self.dirty:
             live = [self.cache[k] for k in self.dirty]
-            self.sql.executemany(self._insert, [tuple(r[c] for c in self._cols) for r in live if r is not None])
+            self.sql.executemany(self._insert, [tuple(r[c] for c in self._cols) for r in live if r is not None],
+                                 self._insert_arrays, self._insert_types)
         self.closes.clear()
         self.versions.clear()
         self.slot.clear()
         self.dirty.clear()
 
 
-_STATEMENTS: dict[str, tuple[str, str, str]] = {}
+_STATEMENTS: dict[str, tuple[str, str, str, str, str]] = {}
 
 
-def _statements(table: Table, physical: str) -> tuple[str, str, str]:
+def _statements(table: Table, physical: str) -> tuple[str, str, str, str, str]:
     """A table's current-row lookup by key, its insert (of a version; an
     upsert for a current_only table) and its close of the current version,
-    built once per physical table."""
+    then the same insert and close taking one array per column (PostgreSQL:
+    Sql.executemany), built once per physical table."""
     if physical not in _STATEMENTS:
         _STATEMENTS[physical] = _build_statements(table, physical)
     return _STATEMENTS[physical]
 
 
-def _build_statements(table: Table, physical: str) -> tuple[str, str, str]:
+def _build_statements(table: Table, physical: str) -> tuple[str, str, str, str, str]:
     cols = list(table.columns)
     by_key = " AND ".join(f"{k} = ?" for k in table.key)
+    arrays = ", ".join(f"?::{table.columns[c]}[]" for c in cols)
     if table.current_only:
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in table.key)
         conflict = f" ON CONFLICT ({', '.join(table.key)}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
         return (f"SELECT {', '.join(cols)} FROM {physical} WHERE {by_key}",
-                f"INSERT INTO {physical} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}", "")
+                f"INSERT INTO {physical} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}){conflict}", "",
+                f"INSERT INTO {physical} ({', '.join(cols)}) SELECT * FROM unnest({arrays}){conflict}", "")
+    insert = f"INSERT INTO {physical} ({', '.join(cols)}, valid_from, valid_to, recorded_from, recorded_to) "
+    keys = ", ".join(f"?::{table.columns[k]}[]" for k in table.key)
     return (f"SELECT {', '.join(cols)} FROM {physical} WHERE {by_key} AND valid_to IS NULL",
-            f"INSERT INTO {physical} ({', '.join(cols)}, valid_from, valid_to, recorded_from, recorded_to) "
-            f"VALUES ({', '.join('?' * (len(cols) + 4))})",
-            f"UPDATE {physical} SET valid_to = ?, recorded_to = ? WHERE {by_key} AND valid_to IS NULL")
+            insert + f"VALUES ({', '.join('?' * (len(cols) + 4))})",
+            f"UPDATE {physical} SET valid_to = ?, recorded_to = ? WHERE {by_key} AND valid_to IS NULL",
+            insert + f"SELECT * FROM unnest({arrays}, ?::BIGINT[], ?::BIGINT[], ?::TEXT[], ?::TEXT[])",
+            f"UPDATE {physical} AS t SET valid_to = u.valid_to, recorded_to = u.recorded_to "
+            f"FROM unnest(?::BIGINT[], ?::TEXT[], {keys}) AS u(valid_to, recorded_to, "
+            + ", ".join(f"k_{k}" for k in table.key) + ") WHERE "
+            + " AND ".join(f"t.{k} = u.k_{k}" for k in table.key) + " AND t.valid_to IS NULL")
 
 
 @dataclass
