@@ -89,7 +89,7 @@ def test_pipeline_shows_a_registered_then_accepted_deal(w: World) -> None:
         ("d-1", "example.fi", "new", "accepted")
     # Protection: 90 days from the last action, the registration on 2026-01-10:
     # 21 days to Jan 31, +28 (Feb) = 49, +31 (Mar) = 80, +10 = 2026-04-10.
-    assert (row["last_action"], row["protected_until"], row["protected"]) == ("2026-01-10", "2026-04-10", True)
+    assert (row["last_action"], row["protected_until"], row["protected"]) == (date(2026, 1, 10), date(2026, 4, 10), True)
     # As the deal stood before its review day: still pending.
     [before] = pipeline.deals(fed.sql, date(2026, 1, 10))
     assert before["review"] == "pending"
@@ -124,7 +124,7 @@ def test_statement_line_of_a_subscription_charge_has_its_commission_rounded(w: W
     [line] = st["lines"]
     # 33.33 * 0.20 = 6.666 -> 6.67 (half up to the cent); the vendor keeps 33.33 - 6.67 = 26.66.
     assert (line["entry"], line["subscription"], line["day"], line["customer_domain"]) == \
-        ("charge", "s-1", "2026-01-13", "example.fi")
+        ("charge", "s-1", date(2026, 1, 13), "example.fi")
     assert (line["amount"], line["rate"], line["commission"], line["vendor_share"]) == \
         (Decimal("33.33"), Decimal("0.20"), Decimal("6.67"), Decimal("26.66"))
     assert (line["kind"], line["payable_to_partner"]) == ("commission-payable", Decimal("6.67"))
@@ -162,7 +162,7 @@ def test_overview_shows_a_running_trial_and_then_an_active_subscription(w: World
     assert subscribed["status"] == "active"
     assert [s["subscription"] for s in subscribed["subscriptions"]] == ["s-2"]
     [t] = overview.trials(fed.sql, date(2026, 1, 11))
-    assert (t["trial"], t["started_on"], t["running"]) == ("t-1", "2026-01-10", True)
+    assert (t["trial"], t["started_on"], t["running"]) == ("t-1", date(2026, 1, 10), True)
 
 
 def test_attention_flags_a_deal_waiting_for_review_until_it_is_reviewed(w: World) -> None:
