@@ -349,3 +349,17 @@ def test_the_calendar_s_first_and_last_months_are_pages_without_links_beyond(see
     assert 'rel="prev"' not in first.text and "/statements/0000-12" not in first.text
     assert "/statements/10000-01" not in last.text
     assert client.get("/statements/0000-01").status_code == 404  # there is no year 0
+
+
+def test_every_value_the_domain_can_show_has_its_label() -> None:
+    """A new stage, review, deny reason, billing option or attention code
+    cannot reach a page untranslated: the labels cover the domain's constants."""
+    from ledger.aggregates import deal
+    from ledger.projections import attention
+
+    assert tuple(i18n.LABELS["stage"]) == deal.STAGES
+    assert tuple(i18n.LABELS["review"]) == deal.REVIEWS
+    assert tuple(i18n.LABELS["deny"]) == deal.DENY_REASONS
+    assert tuple(i18n.LABELS["billing"]) == deal.BILLING_OPTIONS
+    assert set(i18n.LABELS["attention"]) == set(attention.CODES)
+    assert i18n.negotiate("de;q=0.5, fr;q=0.9, fi;q=oops, en;q=NaN, fi;q=inf") == "fr" and i18n.negotiate("xx") == "en"

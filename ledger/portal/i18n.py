@@ -42,17 +42,19 @@ def translations(lang: str) -> gettext.NullTranslations:
 def negotiate(accept_language: str | None) -> str:
     """The first of LANGUAGES the browser's Accept-Language header prefers
     (RFC 9110 §12.5.4: by q-value, then order); English when none matches."""
-    choices: list[tuple[float, int, str]] = []
+    choices: list[tuple[Decimal, int, str]] = []
     for i, part in enumerate((accept_language or "").split(",")):
         tag, _, params = part.strip().partition(";")
-        q = 1.0
+        q = Decimal(1)
         for param in params.split(";"):
             key, _, value = param.strip().partition("=")
             if key == "q":
                 try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+                    q = Decimal(value.strip())
+                except ArithmeticError:  # decimal.InvalidOperation: not a q-value
+                    q = Decimal(0)
+                if not q.is_finite():  # NaN or Infinity: not a q-value either
+                    q = Decimal(0)
         lang = tag.strip().lower().split("-")[0]
         if lang in LANGUAGES and q > 0:
             choices.append((-q, i, lang))

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import authority
 from ..aggregates import NotFound, Refused
-from ..aggregates.deal import DENY_REASONS
+from ..aggregates.deal import DENY_REASONS, STAGES
 from ..api.service import Service
 from ..commands.models import Malformed
 from ..projections.overview import FILTERS  # the CLI's and API's `--filter` names
@@ -248,8 +248,7 @@ async def deals(portal: Portal, v: Visit) -> Response:
     stages: dict[str, list[Any]] = {}
     for row in rows:
         stages.setdefault(row["stage"], []).append(row)
-    order = list(i18n.LABELS["stage"])
-    return portal.page(v, "deals.html", stages=sorted(stages.items(), key=lambda s: order.index(s[0])))
+    return portal.page(v, "deals.html", stages=sorted(stages.items(), key=lambda s: STAGES.index(s[0])))
 
 
 @page("/deals/new")
