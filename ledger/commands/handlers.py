@@ -13,6 +13,7 @@ was denied at once). Which handler runs for which command type is declared in
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol, TypeVar
 
 from .. import authority, money
@@ -90,14 +91,14 @@ def _runs(trial: Trial | None, ctx: Context) -> Trial | None:
     return trial if trial is not None and trial.runs_on(ctx.day) else None
 
 
-def _claimed_by_other(protecting: Deal | None, running: Trial | None, partner: str) -> str | None:
+def _claimed_by_other(protecting: Deal | None, running: Trial | None, partner: str) -> date | None:
     """Until when another partner holds the customer, or None: a live deal
     protection or a running trial of another partner claims it alike
     (seed: a trial makes the customer the partner's). Names no partner."""
     if protecting is not None and protecting.partner != partner:
-        return str(protecting.protected_until)
+        return protecting.protected_until
     if running is not None and running.partner != partner:
-        return str(running.ends_on)
+        return running.ends_on
     return None
 
 
