@@ -9,7 +9,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -321,6 +321,28 @@ class Database:
                               "(a query never creates one; check --db or LEDGER_DATABASE_URL)")
 
 
+@contextmanager
+def pg_transaction(conn: Any) -> Iterator[Any]:
+    """A transaction on `conn` (a psycopg connection in autocommit mode) in
+    pipeline mode; yields the pipeline. BEGIN goes with the first statements
+    and COMMIT with the sync that closes the pipeline, so the transaction
+    costs one round trip, plus one per read or `sync()` inside it (psycopg's
+    transaction() inside a pipeline syncs on entry and twice more at its end).
+    On any exception nothing is committed: it rolls back and re-raises."""
+    try:
+        with conn.pipeline() as pipeline:
+            # Never prepared: nothing to plan, and a failed pipeline skips its PREPAREs.
+            conn.execute("BEGIN", prepare=False)
+            yield pipeline
+            conn.execute("COMMIT", prepare=False)
+    except BaseException:
+        if not conn.closed:
+            # Also leaves an aborted pipeline's state and forgets the statements it did not prepare.
+            with suppress(Exception):  # a failing connection: the error raised below is the one to report
+                conn.rollback()
+        raise
+
+
 _PY_TYPES = {"TEXT": str, "BIGINT": int}  # a column type -> the Python type written as one array of it
 
 
@@ -331,6 +353,7 @@ class Sql:
         self.db = db
         self.conn = conn
         self.pg = db.kind == "postgres"
+        self._pipelined = False  # inside transaction() on PostgreSQL: statements queue in its pipeline
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
@@ -383,8 +406,11 @@ class Sql:
         """Several queries' rows; on PostgreSQL sent together, one round trip."""
         if not self.pg or len(queries) < 2:
             return [self.all(q, p) for q, p in queries]
-        with self.conn.pipeline():
+        if self._pipelined:  # queued in transaction()'s pipeline: the first fetch gets every answer
             cursors = [self.conn.execute(self._q(q), self._check(p)) for q, p in queries]
+        else:
+            with self.conn.pipeline():
+                cursors = [self.conn.execute(self._q(q), self._check(p)) for q, p in queries]
         return [list(c.fetchall()) for c in cursors]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
@@ -397,10 +423,14 @@ class Sql:
         if self.pg:
             # Pipeline mode: the writes of a transaction go to the server
             # together instead of one round trip each (reads still wait).
-            with self.conn.pipeline(), self.conn.transaction():
-                if lock:
-                    self.execute("SELECT name FROM ledger_locks WHERE name = ? FOR UPDATE", (lock,))
-                yield self
+            with pg_transaction(self.conn):
+                self._pipelined = True
+                try:
+                    if lock:
+                        self.execute("SELECT name FROM ledger_locks WHERE name = ? FOR UPDATE", (lock,))
+                    yield self
+                finally:
+                    self._pipelined = False
         else:
             self.conn.execute("BEGIN IMMEDIATE")
             try:

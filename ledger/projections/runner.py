@@ -142,12 +142,13 @@ class Runner:
         self._set_states([(name, position, version, suffix)])
 
     def _set_states(self, rows: list[tuple[str, int, int, str]]) -> None:
+        upsert = (" ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+                  "version = excluded.version, suffix = excluded.suffix")
         self.sql.executemany(
-            "INSERT INTO ledger_projections (name, position, version, suffix) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
-            "version = excluded.version, suffix = excluded.suffix",
-            rows,
-        )
+            "INSERT INTO ledger_projections (name, position, version, suffix) VALUES (?, ?, ?, ?)" + upsert, rows,
+            "INSERT INTO ledger_projections (name, position, version, suffix) "
+            "SELECT * FROM unnest(?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[])" + upsert,
+            ("TEXT", "BIGINT", "BIGINT", "TEXT"))
 
     def get(self, name: str) -> Projection:
         for p in self.projections:
