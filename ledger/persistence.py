@@ -23,13 +23,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import retry
 from psycopg.errors import DuplicateObject
 from psycopg.sql import SQL, Identifier
 
 from . import chain
+from .db import pg_transaction
 
 OUTCOMES = "ledger_outcomes"
 LEGACY_OUTCOMES = "ledger_commands"  # (id PRIMARY KEY, status, reason): written by earlier versions
@@ -122,6 +124,21 @@ class PostgresRecorder(PostgresApplicationRecorder):
                 conn.execute(statement)
         self.datastore.register_type_adapters()  # after the connection went back to the pool
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Write the events (with the outcomes and chain links of the hooks
+        below) and return their positions, as the library's does (its database
+        functions are off), in two round trips where its transaction takes
+        five (db.pg_transaction): the first ends with a sync after the insert,
+        so a lost race raises IntegrityError there, as in the library's; the
+        second carries the chain's links and the COMMIT."""
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn, pg_transaction(conn) as pipeline, conn.cursor() as curs:
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            pipeline.sync()
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
                               outcomes: Sequence[Outcome] = (), **kwargs: Any) -> None:
         # As the library's (table lock, notify, insert), with the columns as
@@ -161,14 +178,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         if head is _UNREAD:
             head = conn.execute(self.select_head).fetchone()
         head = None if head is None else (head["position"], head["link"])
-        try:
-            links = chain.extend(head, rows)
-        except chain.ChainBroken as e:
-            # The library commits a transaction whose error it holds to re-raise:
-            # make the server abort this one, so the events are not stored unchained.
-            text = str(e).replace("'", "''")
-            conn.execute(f"DO $$BEGIN RAISE EXCEPTION '%', '{text}'; END$$")
-            raise
+        links = chain.extend(head, rows)  # ChainBroken: the caller's transaction rolls back
         with conn.cursor() as c:
             chain.write(c.executemany, links, "%s", self.qualifier, execute=c.execute)
 
