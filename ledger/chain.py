@@ -108,15 +108,17 @@ def write(executemany: Any, links: Sequence[tuple[int, str]], mark: str, schema:
           execute: Any = None) -> None:
     """Insert the new links and move the head, with the driver's placeholder
     `mark`, into the tables of `schema` (a quoted name and a dot, or "").
-    With `execute` (PostgreSQL's), the links go as two arrays in one
-    statement: one row per statement costs the server and the driver more
-    than the hashing."""
+    With `execute` (PostgreSQL's), the links (as two arrays) and the head go
+    in one statement: one row per statement costs the server and the driver
+    more than the hashing."""
     if not links:
         return
+    head = (f"INSERT INTO {schema}{HEAD} (id, position, link) VALUES (1, {mark}, {mark}) "
+            "ON CONFLICT (id) DO UPDATE SET position = excluded.position, link = excluded.link")
     if execute is not None:
-        execute(f"INSERT INTO {schema}{LINKS} (position, link) SELECT * FROM unnest({mark}::bigint[], {mark}::text[])",
-                [[p for p, _ in links], [k for _, k in links]])
-    else:
-        executemany(f"INSERT INTO {schema}{LINKS} (position, link) VALUES ({mark}, {mark})", list(links))
-    executemany(f"INSERT INTO {schema}{HEAD} (id, position, link) VALUES (1, {mark}, {mark}) "
-                "ON CONFLICT (id) DO UPDATE SET position = excluded.position, link = excluded.link", [links[-1]])
+        execute(f"WITH links AS (INSERT INTO {schema}{LINKS} (position, link) "
+                f"SELECT * FROM unnest({mark}::bigint[], {mark}::text[])) {head}",
+                [[p for p, _ in links], [k for _, k in links], *links[-1]])
+        return
+    executemany(f"INSERT INTO {schema}{LINKS} (position, link) VALUES ({mark}, {mark})", list(links))
+    executemany(head, [links[-1]])

@@ -381,7 +381,9 @@ class Sql:
             if all(all(v is None or type(v) is _PY_TYPES[t] for v in c) for c, t in zip(columns, types)):
                 self.conn.execute(self._q(arrays), columns)
                 return
-        if self.pg:
+        if self.pg and len(rows) == 1:  # cursor.executemany costs the driver more, and out of a pipeline opens one
+            self.conn.execute(self._q(sql), rows[0])
+        elif self.pg:
             with self.conn.cursor() as cur:
                 cur.executemany(self._q(sql), rows)
         else:
