@@ -151,15 +151,14 @@ class PostgresRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events], [e.state for e in stored_events]))
         if outcomes:
             with curs.connection.cursor() as c:  # the events' cursor still holds their new positions
-                # As one statement of five arrays (as the events above), not one
-                # per outcome; never prepared, as the head's read below.
-                c.execute(self.insert_outcomes_arrays_sql, [list(column) for column in zip(*outcomes)],
-                          prepare=False)
+                # As one statement of five arrays (as the events above), not one per outcome.
+                c.execute(self.insert_outcomes_arrays_sql, [list(column) for column in zip(*outcomes)])
         # Queued in the pipeline: its answer comes with the events' ids, no round trip of its own.
-        # Never prepared: a pipeline whose insert fails (a lost race) skips the
-        # PREPARE too, and psycopg would take it for done.
+        # Both may be prepared: a pipeline whose insert fails (a lost race)
+        # skips their PREPAREs, but pg_transaction's rollback makes psycopg
+        # forget every prepared statement, so none is taken for done.
         self._head.cursor = curs.connection.cursor()
-        self._head.cursor.execute(self.select_head, prepare=False)
+        self._head.cursor.execute(self.select_head)
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                                        **kwargs: Any) -> Sequence[int] | None:
