@@ -164,6 +164,14 @@ class Rows:
         width = len(key)
         current = " AND t.valid_to IS NULL" if self.table.versioned else ""
         out = []
+        cols = ", ".join("t." + c for c in self._cols)
+        if self.sql.pg and wanted:
+            # One array per key column (binary): one statement of any size,
+            # planned alike, where a list of placeholders is parsed and planned anew.
+            arrays = ", ".join(f"%b::{self.table.columns[k]}[]" for k in key)
+            text = (f"SELECT {cols} FROM unnest({arrays}) AS k({', '.join('k_' + k for k in key)}) "
+                    f"JOIN {self.physical} t ON " + " AND ".join(f"t.{k} = k.k_{k}" for k in key) + current)
+            return [(text, [list(c) for c in zip(*wanted)], wanted)]
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
