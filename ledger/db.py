@@ -379,7 +379,7 @@ class Sql:
         if self.pg and arrays is not None and len(rows) > 1:
             columns = [list(c) for c in zip(*rows)]
             if all(all(v is None or type(v) is _PY_TYPES[t] for v in c) for c, t in zip(columns, types)):
-                self.conn.execute(self._q(arrays), columns)
+                self.conn.execute(arrays.replace("?", "%b"), columns)
                 return
         if self.pg and len(rows) == 1:  # cursor.executemany costs the driver more, and out of a pipeline opens one
             self.conn.execute(self._q(sql), rows[0])

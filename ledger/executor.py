@@ -30,7 +30,7 @@ from .persistence import Outcome
 from .timeline import business_date, check_effective_date
 from .unitofwork import AggregateCache, UnitOfWork
 
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 RACE_RETRIES = 8
 
 Item = tuple[int, Command | Malformed]  # line number, command or why the line is malformed

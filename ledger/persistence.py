@@ -22,8 +22,9 @@ import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import retry
@@ -59,13 +60,33 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], *,
                        outcomes: Sequence[Outcome] = (), **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
+        ids = self._insert_rows(c, stored_events)
         if ids:
             # The insert above took the database's write lock: the head read here is the last one.
             self.chain(c, _rows(ids, stored_events))
         if outcomes:
             c.executemany(self.insert_outcomes_sql, list(outcomes))
         return ids
+
+    def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events as one executemany (the library runs one statement
+        per event to read each rowid) and return their positions. In the
+        transaction that holds the write lock, a new row's rowid is one more
+        than the largest, so the positions run on from the last one; checked,
+        because SQLite picks at random once the largest possible rowid is taken."""
+        if not stored_events:
+            return []
+        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+        before = c.fetchone()[0] or 0
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
+             s.topic, s.state) for s in stored_events])
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        if last != before + len(stored_events):
+            raise PersistenceError(f"positions {before + 1}..{last} of {len(stored_events)} new events are not "
+                                   "consecutive: the event log's rowids ran out")
+        return list(range(before + 1, last + 1))
 
     def chain(self, c: Any, rows: Sequence[chain.Row]) -> None:
         """Link events just inserted through cursor `c`, in its transaction."""
@@ -88,17 +109,19 @@ class PostgresRecorder(PostgresApplicationRecorder):
         self.outcomes_table = f'{self.qualifier}"{OUTCOMES}"'
         self.insert_outcomes_sql = f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT}".replace("?", "%s")
         self.insert_outcomes_arrays_sql = (f"INSERT INTO {self.outcomes_table} {OUTCOMES_INSERT.split(' VALUES')[0]} "
-                                           "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-                                           "%s::text[])")
+                                           "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+                                           "%b::text[])")
         self.chain_sql = chain.create_sql(schema=self.qualifier)
         self.select_head = chain.select_head(self.qualifier)
         # The library's insert sends one array of a composite type, which
         # psycopg writes out value by value in Python (the largest share of a
         # bulk write's time); four arrays of plain types go through its C
-        # dumpers. Same rows, same order, same RETURNING.
+        # dumpers. Same rows, same order, same RETURNING. Every array of the
+        # write side goes in binary (%b): in text, psycopg quotes each element
+        # in Python and sends bytea as hex.
         self.insert_columns_sql = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[]) RETURNING notification_id"
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(events_table_name),
                  id_type=Identifier(self.datastore.originator_id_type))
         self._head = threading.local()  # per writing thread: the pipelined read of the chain's head
@@ -179,7 +202,7 @@ class PostgresRecorder(PostgresApplicationRecorder):
         head = None if head is None else (head["position"], head["link"])
         links = chain.extend(head, rows)  # ChainBroken: the caller's transaction rolls back
         with conn.cursor() as c:
-            chain.write(c.executemany, links, "%s", self.qualifier, execute=c.execute)
+            chain.write(c.executemany, links, "%b", self.qualifier, execute=c.execute)
 
     def insert_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Outcomes of a batch that wrote no events: nothing to be atomic with."""

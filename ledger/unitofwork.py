@@ -57,6 +57,9 @@ class AggregateCache:
         return out
 
     def remember(self, agg: Any) -> None:
+        """Keep `agg` (unless its class is never cached), as the most recently used."""
+        if not agg.CACHED:
+            return
         self._kept[agg.id] = agg
         self._kept.move_to_end(agg.id)
         while len(self._kept) > self.size:

@@ -24,7 +24,7 @@ from typing import Any
 from unittest import TestCase
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import (
@@ -136,6 +136,36 @@ class TestSQLiteRecorderAsApplicationRecorder(SQLiteRecorders, ApplicationRecord
 
 class TestSQLiteRecorderNonInterleaving(SQLiteRecorders, NonInterleavingNotificationIDsBaseCase):
     insert_num = 10_000  # as the library's own SQLite case
+
+
+class TestSQLiteRecorderPositions(SQLiteRecorders):
+    def test_a_batch_returns_the_positions_it_was_stored_at(self) -> None:
+        """One executemany per batch: the positions returned are the rowids
+        the rows got, after rows already stored."""
+        recorder = self.create_recorder()
+        events = [StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
+                  for _ in range(5)]
+        self.assertEqual(recorder.insert_events(events[:2]), [1, 2])
+        self.assertEqual(recorder.insert_events(events[2:]), [3, 4, 5])
+        stored = recorder.select_notifications(None, 10)
+        self.assertEqual([(n.id, n.originator_id) for n in stored], [(i, e.originator_id) for i, e in
+                                                                      enumerate(events, 1)])
+
+    def test_rowids_that_run_out_refuse_the_write(self) -> None:
+        """Once the largest rowid is taken SQLite picks new ones at random: the
+        batch's positions would not be consecutive, so the write fails and
+        stores nothing (the chain's order is the positions' order)."""
+        recorder = self.create_recorder()
+        with recorder.datastore.transaction(commit=True) as c:
+            c.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
+                      "VALUES (9223372036854775807, ?, 1, 't', x'7b7d')", [uuid.uuid4().hex])
+        events = [StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
+                  for _ in range(3)]
+        with self.assertRaisesRegex(PersistenceError, "not consecutive"):
+            recorder.insert_events(events)
+        self.assertEqual(len(recorder.select_notifications(None, 10)), 1)
+        with recorder.datastore.transaction(commit=True) as c:
+            c.execute("DELETE FROM stored_events")  # the row written past the ledger has no link
 
 
 class TestPostgresRecorderAsAggregateRecorder(AsAggregateRecorder, PostgresRecorders, AggregateRecorderTestCase):

@@ -68,6 +68,8 @@ class LedgerAggregate(Aggregate):
     # Deals, trials, subscriptions and customers: their effective dates never
     # run backwards (checked by ledger.commands.order before a command acts).
     ORDERED = False
+    # Kept in the process's aggregate cache after a save (ledger/unitofwork.py).
+    CACHED = True
     last_day: date | None = None  # the business date of its latest fact
 
     class Event(Aggregate.Event):

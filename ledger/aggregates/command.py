@@ -15,6 +15,9 @@ from .base import Context, LedgerAggregate
 
 class CommandRecord(LedgerAggregate):
     KIND = "command"
+    # Written once per command and read again only by audits: caching each one
+    # would push out the deals and customers the next commands use.
+    CACHED = False
 
     class Applied(LedgerAggregate.Created):
         command_type: str

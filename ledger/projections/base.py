@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
+from operator import itemgetter
 from typing import Any, get_type_hints
 
 from eventsourcing.utils import get_topic
@@ -139,6 +140,10 @@ class Rows:
         self.sql, self.table, self.physical, self.writer = sql, table, physical, writer
         self.cache: dict[tuple[Any, ...], dict[str, Any] | None] = {}
         self._cols = list(table.columns)
+        # Row dict -> its key and its values, as tuples (every event writes rows: done in C).
+        self._key_of = _tuple_getter(table.key)
+        self._values_of = _tuple_getter(self._cols)
+        self._blank = dict.fromkeys(self._cols)
         self._select, self._insert, self._close, self._insert_arrays, self._close_arrays = _statements(table, physical)
         types = [table.columns[c] for c in self._cols]
         # The columns' types for Sql.executemany's one statement of arrays.
@@ -159,6 +164,14 @@ class Rows:
         width = len(key)
         current = " AND t.valid_to IS NULL" if self.table.versioned else ""
         out = []
+        cols = ", ".join("t." + c for c in self._cols)
+        if self.sql.pg and wanted:
+            # One array per key column (binary): one statement of any size,
+            # planned alike, where a list of placeholders is parsed and planned anew.
+            arrays = ", ".join(f"%b::{self.table.columns[k]}[]" for k in key)
+            text = (f"SELECT {cols} FROM unnest({arrays}) AS k({', '.join('k_' + k for k in key)}) "
+                    f"JOIN {self.physical} t ON " + " AND ".join(f"t.{k} = k.k_{k}" for k in key) + current)
+            return [(text, [list(c) for c in zip(*wanted)], wanted)]
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
@@ -198,8 +211,10 @@ class Rows:
     def put(self, row: dict[str, Any]) -> None:
         """Make `row` the current version of its key (a row equal to the
         current one changes nothing)."""
-        key = tuple(row[k] for k in self.table.key)
-        full = {c: row.get(c) for c in self._cols}
+        full = {**self._blank, **row}
+        if len(full) != len(self._blank):  # keys that are no column: dropped, as the table has no place for them
+            full = {c: full[c] for c in self._cols}
+        key = self._key_of(full)
         before = self.cache.get(key, _MISSING)
         if before == full and not self.table.append_only:
             return
@@ -226,7 +241,7 @@ class Rows:
             return
         w = self.writer
         position = w.position
-        values = tuple(row[c] for c in self._cols)
+        values = self._values_of(row)
         i = self.slot.get(key)
         if i is not None:
             version = self.versions[i]
@@ -255,6 +270,16 @@ class Rows:
         self.versions.clear()
         self.slot.clear()
         self.dirty.clear()
+
+
+def _tuple_getter(names: Iterable[str]) -> Any:
+    """A function of a row dict giving the values of `names` as a tuple
+    (itemgetter gives a bare value for one name)."""
+    names = list(names)
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    return itemgetter(*names)
 
 
 _STATEMENTS: dict[str, tuple[str, str, str, str, str]] = {}

@@ -8,10 +8,12 @@ daily usage); statuses and windows are computed for the asked `as of` date."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
-from collections.abc import Iterable
 from typing import Any, TypedDict
+
+import orjson
 
 from .. import money
 from ..aggregates import Customer, Subscription, Trial, UsageDay, aggregate_id
@@ -128,11 +130,11 @@ class Overview(Projection):
                         latest[col], latest[col + "_day"] = getattr(e, col), day
                 if e.activities:
                     last = max(latest.get("last_activity") or day, day)
-                    recent = json.loads(latest.get("recent") or "{}")
+                    recent = orjson.loads(latest.get("recent") or "{}")
                     recent[day] = recent.get(day, 0) + e.activities
                     cutoff = (date.fromisoformat(last) - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
-                    latest["recent"] = json.dumps({d: n for d, n in sorted(recent.items()) if d > cutoff},
-                                                  separators=(",", ":"))
+                    # The same compact text json.dumps(separators=(",", ":")) wrote: keys are ISO dates.
+                    latest["recent"] = orjson.dumps({d: n for d, n in sorted(recent.items()) if d > cutoff}).decode()
                     latest["last_activity"] = last
                 w["ov_usage_latest"].put(latest)
             case Trial.Started():
