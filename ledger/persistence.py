@@ -70,23 +70,24 @@ class SQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
         """Insert the events as one executemany (the library runs one statement
-        per event to read each rowid) and return their positions. In the
-        transaction that holds the write lock, a new row's rowid is one more
-        than the largest, so the positions run on from the last one; checked,
-        because SQLite picks at random once the largest possible rowid is taken."""
+        per event to read each rowid) and return their positions. The insert
+        comes first, so the transaction's first statement takes the write
+        lock (a read first would make it a reader that may not write). With
+        the lock held, each new row's rowid is one more than the largest, so
+        the positions run up to the last one, as long as the last one is the
+        largest: SQLite picks at random once the largest possible rowid is
+        taken, and then the largest is not ours."""
         if not stored_events:
             return []
-        c.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
-        before = c.fetchone()[0] or 0
         c.executemany(self.insert_events_statement, [
             (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version,
              s.topic, s.state) for s in stored_events])
-        c.execute("SELECT last_insert_rowid()")
-        last = c.fetchone()[0]
-        if last != before + len(stored_events):
-            raise PersistenceError(f"positions {before + 1}..{last} of {len(stored_events)} new events are not "
-                                   "consecutive: the event log's rowids ran out")
-        return list(range(before + 1, last + 1))
+        c.execute(f"SELECT last_insert_rowid(), MAX(rowid) FROM {self.events_table_name}")
+        last, largest = c.fetchone()
+        if last != largest:
+            raise PersistenceError(f"the {len(stored_events)} new events did not get consecutive positions: the "
+                                   "event log's rowids ran out")
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def chain(self, c: Any, rows: Sequence[chain.Row]) -> None:
         """Link events just inserted through cursor `c`, in its transaction."""

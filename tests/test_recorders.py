@@ -161,7 +161,7 @@ class TestSQLiteRecorderPositions(SQLiteRecorders):
                       "VALUES (9223372036854775807, ?, 1, 't', x'7b7d')", [uuid.uuid4().hex])
         events = [StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
                   for _ in range(3)]
-        with self.assertRaisesRegex(PersistenceError, "not consecutive"):
+        with self.assertRaisesRegex(PersistenceError, "consecutive"):
             recorder.insert_events(events)
         self.assertEqual(len(recorder.select_notifications(None, 10)), 1)
         with recorder.datastore.transaction(commit=True) as c:
