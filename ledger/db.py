@@ -327,7 +327,8 @@ def pg_transaction(conn: Any) -> Iterator[Any]:
     pipeline mode; yields the pipeline. BEGIN goes with the first statements
     and COMMIT with the sync that closes the pipeline, so the transaction
     costs one round trip, plus one per read or `sync()` inside it (psycopg's
-    transaction() inside a pipeline syncs on entry and twice more at its end).
+    transaction() inside a pipeline costs four: it syncs after BEGIN, before
+    and after COMMIT and on leaving the pipeline).
     On any exception nothing is committed: it rolls back and re-raises."""
     try:
         with conn.pipeline() as pipeline:
@@ -425,6 +426,8 @@ class Sql:
         if self.pg:
             # Pipeline mode: the writes of a transaction go to the server
             # together instead of one round trip each (reads still wait).
+            if self._pipelined:  # its COMMIT would end the outer one (SQLite refuses a nested BEGIN too)
+                raise RuntimeError("Sql.transaction() does not nest")
             with pg_transaction(self.conn):
                 self._pipelined = True
                 try:

@@ -2,18 +2,20 @@
 commission statements, the customer overview, the attention flags and the
 deal pipeline (SPEC.md "Projections", INTERFACE.md "Queries"); then the
 machinery behind them: incremental catch-up equals a rebuild from position 0
-(also for random command sequences), and an interrupted rebuild leaves the
-live tables alone and resumes.
+(also for random command sequences), an interrupted rebuild leaves the
+live tables alone and resumes, and a failed transaction writes nothing.
 
 Every expected figure is written by hand, with its arithmetic in a comment."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from ledger.aggregates import Refused
 from ledger.commands.models import build
+from ledger.db import Database
 
 from .conftest import Harness, cmd, deal, program
 
@@ -1120,3 +1123,36 @@ def test_random_command_sequences_keep_incremental_equal_to_rebuild(fresh: Any, 
         max_examples=examples, stateful_step_count=15 if sqlite else 10, deadline=None, database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     ))
+
+
+def test_a_failed_transaction_writes_nothing_and_the_next_one_commits(db_url: str) -> None:
+    """The read models' transactions (Sql.transaction) on either backend: a
+    statement the database refuses or an error in Python rolls the whole
+    transaction back, and the connection goes on. More failures than
+    psycopg's threshold for preparing a statement (5 uses): on PostgreSQL a
+    failed pipeline skips the PREPAREs queued after the error, and they must
+    not be taken for done. Transactions do not nest."""
+    sql = Database.from_url(db_url).connect()
+    try:
+        sql.execute("CREATE TABLE tx_probe (k TEXT PRIMARY KEY)")
+        with sql.transaction():
+            sql.execute("INSERT INTO tx_probe (k) VALUES (?)", ["a"])
+        for i in range(7):
+            with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+                with sql.transaction():
+                    sql.execute("INSERT INTO tx_probe (k) VALUES (?)", [f"before{i}"])
+                    sql.execute("INSERT INTO tx_probe (k) VALUES (?)", ["a"])  # taken
+                    sql.executemany("INSERT INTO tx_probe (k) VALUES (?)", [[f"after{i}"]])
+        with pytest.raises(ZeroDivisionError):
+            with sql.transaction():
+                sql.execute("INSERT INTO tx_probe (k) VALUES (?)", ["python"])
+                1 / 0
+        with pytest.raises((RuntimeError, sqlite3.OperationalError)):
+            with sql.transaction(), sql.transaction():
+                sql.execute("INSERT INTO tx_probe (k) VALUES (?)", ["nested"])
+        with sql.transaction():
+            sql.execute("INSERT INTO tx_probe (k) VALUES (?)", ["before"])
+            sql.executemany("INSERT INTO tx_probe (k) VALUES (?)", [["after"]])
+        assert sorted(r[0] for r in sql.all("SELECT k FROM tx_probe")) == ["a", "after", "before"]
+    finally:
+        sql.close()
