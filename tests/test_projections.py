@@ -931,34 +931,6 @@ def test_interrupted_rebuild_resumes_in_a_new_process(h: Harness) -> None:
     assert_same(snapshot(h), caught_up)
 
 
-def test_rebuild_moved_on_by_another_process_goes_on_from_where_that_one_got(h: Harness) -> None:
-    """A rebuild overlaps its batches from positions it read once; when
-    another process moves them meanwhile (it rebuilds the same tables), the
-    next batch writes nothing and the rebuild goes on from the new positions,
-    so no event is applied twice."""
-    from ledger.service import Ledger
-
-    program(h)
-    for batch in busy_batches():
-        h.ok(*batch)
-    caught_up = snapshot(h)
-    other = Ledger(h.url, "system", clock=h.clock)
-    moved: list[int] = []
-
-    def progress(position: int, head: int) -> None:
-        if not moved:  # after the first batch: the other process does two more
-            assert other.runner.rebuild("statements", batch=2, stop_after=4) is False
-            moved.append(status_of(h, "statements").rebuilding_at)
-
-    try:
-        assert h.ledger.runner.rebuild("statements", progress, batch=2) is True
-    finally:
-        other.close()
-    assert moved and moved[0] > 2
-    assert status_of(h, "statements").rebuilding_at is None
-    assert_same(snapshot(h), caught_up)
-
-
 def test_rebuild_stopped_after_its_first_batch_reports_not_done(h: Harness) -> None:
     program(h)
     h.ok(*busy_batches()[0])

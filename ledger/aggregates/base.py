@@ -4,7 +4,7 @@ that each event records, and the error a business rule raises."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
@@ -40,7 +40,7 @@ class Context:
     recorded: datetime
     token: str | None = None  # the API token's name, when the command came through the API
 
-    @property
+    @cached_property  # asked by every rule a command runs: computed once
     def day(self) -> date:
         """The business date of the effective time (in LEDGER_TIMEZONE)."""
         return business_date(self.at)

@@ -27,7 +27,7 @@ queries never read them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -39,7 +39,6 @@ from eventsourcing.utils import get_topic
 from ..timeline import recorded_text
 
 _MISSING = object()
-Write = Callable[[Any], None]  # writes a batch's changes on the connection it is given
 
 
 @dataclass(frozen=True)
@@ -256,38 +255,21 @@ class Rows:
         self.versions.append([values, position, None, w.recorded, None])
 
     def flush(self) -> None:
-        """Write the batch's changes on this table's connection."""
-        self.take_writes()(self.sql)
-
-    def take_writes(self) -> Write:
-        """The batch's changes as one function of a connection that writes
-        them (Sql.executemany each), detached from this object, which starts
-        over empty: a rebuild writes one batch on another connection while
-        the next is applied (ledger/projections/runner.py)."""
-        statements: list[tuple[str, list[tuple[Any, ...]], str, list[str]]] = []
         if self.closes:
             # Before the inserts: the close finds the stored current version only.
-            statements.append((self._close, [(p, r, *k) for k, (p, r) in self.closes.items()],
-                               self._close_arrays, self._close_types))
+            self.sql.executemany(self._close, [(p, r, *k) for k, (p, r) in self.closes.items()],
+                                 self._close_arrays, self._close_types)
         if self.versions:
-            statements.append((self._insert, [(*v, f, t, rf, rt) for v, f, t, rf, rt in self.versions],
-                               self._insert_arrays, self._insert_types))
+            self.sql.executemany(self._insert, [(*v, f, t, rf, rt) for v, f, t, rf, rt in self.versions],
+                                 self._insert_arrays, self._insert_types)
         if self.dirty:
             live = [self.cache[k] for k in self.dirty]
-            statements.append((self._insert, [self._values_of(r) for r in live if r is not None],
-                               self._insert_arrays, self._insert_types))
-        self.closes, self.versions, self.slot, self.dirty = {}, [], {}, set()
-
-        def write(sql: Any) -> None:
-            for text, rows, arrays, types in statements:
-                sql.executemany(text, rows, arrays, types)
-        return write
-
-    def written(self) -> dict[tuple[Any, ...], dict[str, Any] | None]:
-        """The current version of each key this batch changed (before
-        take_writes): what a next batch must take from here rather than read
-        while this one's writes may not be committed yet."""
-        return {k: self.cache[k] for k in (*self.slot, *self.closes, *self.dirty)}
+            self.sql.executemany(self._insert, [tuple(r[c] for c in self._cols) for r in live if r is not None],
+                                 self._insert_arrays, self._insert_types)
+        self.closes.clear()
+        self.versions.clear()
+        self.slot.clear()
+        self.dirty.clear()
 
 
 def _tuple_getter(names: Iterable[str]) -> Any:
@@ -352,20 +334,6 @@ class Writer:
     def flush(self) -> None:
         for rows in self.tables.values():
             rows.flush()
-
-    def take_writes(self) -> list[Write]:
-        """Rows.take_writes of every table."""
-        return [rows.take_writes() for rows in self.tables.values()]
-
-    def written(self) -> dict[str, dict[tuple[Any, ...], dict[str, Any] | None]]:
-        """Rows.written of every table, by table name."""
-        return {name: rows.written() for name, rows in self.tables.items()}
-
-    def carry(self, written: dict[str, dict[tuple[Any, ...], dict[str, Any] | None]]) -> None:
-        """Start from what a previous batch wrote (Writer.written) instead of
-        reading those rows."""
-        for name, rows in written.items():
-            self.tables[name].cache.update(rows)
 
     def wanted(self, reads: Iterable[tuple[str, tuple[Any, ...]]]) -> list[tuple[Rows, list[tuple[Any, ...]]]]:
         by_table: dict[str, list[tuple[Any, ...]]] = {}

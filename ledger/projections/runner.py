@@ -3,15 +3,12 @@
 Each batch is one transaction: the projections' rows and their positions are
 written together, so a crash never applies an event twice or skips one. A
 rebuild writes into fresh tables under a rebuild name, resumes where it
-stopped if interrupted, and swaps in only when it has caught up; it reads the
-next batch and writes the last one on threads of their own while it applies
-the batch between (Runner._overlapped)."""
+stopped if interrupted, and swaps in only when it has caught up."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from typing import Any
@@ -20,7 +17,7 @@ from .. import timeline
 from ..errors import BadInput, Unknown
 from ..timeline import recorded_text
 from ..persistence import CREATE_LOCK
-from .base import Projection, Write, preload
+from .base import Projection, preload
 
 BATCH = 2000
 REBUILD_BATCH = 10_000
@@ -34,10 +31,6 @@ STATE_DDL = (
 LOCKS_DDL = "CREATE TABLE IF NOT EXISTS ledger_locks (name TEXT PRIMARY KEY)"
 # The business time zone the read models' dates are in (ledger/timeline.py).
 ZONE_DDL = "CREATE TABLE IF NOT EXISTS ledger_read_zone (id INTEGER PRIMARY KEY, zone TEXT NOT NULL)"
-
-
-class Moved(Exception):
-    """Another process moved a rebuild's positions while this one overlapped its batches."""
 
 
 class ZoneMismatch(BadInput):
@@ -148,10 +141,10 @@ class Runner:
     def _set_state(self, name: str, position: int, version: int, suffix: str) -> None:
         self._set_states([(name, position, version, suffix)])
 
-    def _set_states(self, rows: list[tuple[str, int, int, str]], sql: Any = None) -> None:
+    def _set_states(self, rows: list[tuple[str, int, int, str]]) -> None:
         upsert = (" ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
                   "version = excluded.version, suffix = excluded.suffix")
-        (sql or self.sql).executemany(
+        self.sql.executemany(
             "INSERT INTO ledger_projections (name, position, version, suffix) VALUES (?, ?, ?, ?)" + upsert, rows,
             "INSERT INTO ledger_projections (name, position, version, suffix) "
             "SELECT * FROM unnest(?::TEXT[], ?::BIGINT[], ?::BIGINT[], ?::TEXT[])" + upsert,
@@ -269,23 +262,11 @@ class Runner:
                pairs: Iterable[tuple[Any, Any]], last: int) -> None:
         """Apply (event, notification) pairs to the targets behind them, flush
         their rows and record `last` as their position: one transaction."""
-        for writer in self._applied(targets, positions, pairs).values():
-            writer.flush()
-        self._set_states([(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]])
-
-    def _applied(self, targets: list[tuple[Projection, str, str]], positions: dict[str, int],
-                 pairs: Iterable[tuple[Any, Any]], carried: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Apply (event, notification) pairs to the targets behind them, each
-        in a Writer reading through self.sql (starting from `carried`, a
-        previous batch's Writer.written by target): {target name: Writer}
-        with the changes not yet written."""
         pairs = list(pairs)
         # Each target's share of the batch: events past its position, of the kinds it handles.
         mine = {name: [(e, n) for e, n in pairs if n.id > positions[name] and p.sees(e)] for p, name, _ in targets}
         busy = [(p, name, suffix) for p, name, suffix in targets if mine[name]]
         writers = {name: p.writer(self.sql, suffix) for p, name, suffix in busy}
-        for name, w in writers.items():
-            w.carry((carried or {}).get(name, {}))
         # The rows the batch will read, read up front: one round trip in all.
         preload(self.sql, [w for p, name, _ in busy for w in writers[name].wanted(
             k for e, n in mine[name] for k in p.reads(e, n))])
@@ -295,89 +276,11 @@ class Runner:
                 # Where the versions this event writes begin (base.Rows).
                 w.position, w.recorded = n.id, recorded_text(event.timestamp)
                 p.apply(w, event, n)
-        return writers
+        for writer in writers.values():
+            writer.flush()
+        self._set_states([(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]])
 
     # -- rebuilding -----------------------------------------------------------
-    def _overlapped(self, targets: list[tuple[Projection, str, str]], batch: int, progress: Progress | None,
-                    stop_after: int | None) -> bool:
-        """Apply the log up to the head (as it is now) to a rebuild's targets,
-        a batch at a time, each batch one transaction of rows and positions as
-        `_step` writes it, but overlapped: one thread writes a batch on a
-        connection of its own and another reads the next batch's events while
-        this one decodes and applies the batch between (the database works
-        while Python does). A batch starts from the rows the batch before it
-        changed (Writer.carry), since those may not be committed yet; every
-        other row it reads was. Returns False when stopped after
-        `stop_after` events, True when caught up. Raises Moved when another
-        process moved the targets' positions meanwhile."""
-        positions = self._positions(targets)
-        head = self.app.head()
-        wanted = [p.topics() for p, _, _ in targets]
-        topics = () if any(t is None for t in wanted) else sorted({t for ts in wanted for t in ts})
-        decode = self.app.mapper.to_domain_event
-        start = first = min(positions.values())
-
-        def read(after: int) -> Sequence[Any]:
-            return self.app.recorder.select_notifications(after, batch, stop=head, topics=topics,
-                                                          inclusive_of_start=False)
-
-        writes_sql = self.sql.db.connect()
-        pool = ThreadPoolExecutor(2, thread_name_prefix="rebuild")
-        reading: Future[Sequence[Any]] | None = None
-        in_flight: list[tuple[Future[None], int, int]] = []  # the batch being written: (future, last, events)
-
-        def settle() -> None:
-            """Wait for the batch in flight (raising what it raised), then report it."""
-            while in_flight:
-                future, reached, events = in_flight.pop()
-                future.result()
-                self._analyze_if_grown(targets, events)
-                if progress:
-                    progress(reached, head)
-
-        carried: dict[str, Any] = {}
-        try:
-            reading = pool.submit(read, start) if start < head else None
-            while reading is not None:
-                notifications = reading.result()
-                # A short batch read everything up to the head (the rest was other topics).
-                last = notifications[-1].id if len(notifications) == batch else head
-                reading = pool.submit(read, last) if last < head else None
-                writers = self._applied(targets, positions, ((decode(n), n) for n in notifications), carried)
-                carried = {name: w.written() for name, w in writers.items()}
-                writes = [write for w in writers.values() for write in w.take_writes()]
-                states = [(name, last, p.version, suffix) for p, name, suffix in targets if last > positions[name]]
-                settle()
-                in_flight.append((pool.submit(self._write_batch, writes_sql, dict(positions), writes, states),
-                                  last, len(notifications)))
-                positions = {name: max(position, last) for name, position in positions.items()}
-                if stop_after is not None and last - first >= stop_after:
-                    settle()
-                    return False
-            settle()
-            return True
-        finally:
-            if reading is not None:
-                reading.cancel()
-            # A batch in flight is written or fails whole, never cut off; its
-            # error, if any, is already being raised (or was, by settle).
-            wait([f for f, _, _ in in_flight])
-            pool.shutdown(wait=True)
-            writes_sql.close()
-
-    def _write_batch(self, sql: Any, expected: dict[str, int], writes: Sequence[Write],
-                     states: list[tuple[str, int, int, str]]) -> None:
-        """One overlapped batch's transaction on `sql`: its rows and the
-        targets' new positions, if the targets are still where `expected`
-        says (else Moved, and nothing written)."""
-        with sql.transaction(lock="projections"):
-            stored = {r[0]: int(r[1]) for r in sql.all("SELECT name, position FROM ledger_projections")}
-            if any(stored.get(name) != position for name, position in expected.items()):
-                raise Moved("another process moved the rebuild's positions")
-            for write in writes:
-                write(sql)
-            self._set_states(states, sql)
-
     def rebuild(self, name: str, progress: Progress | None = None, batch: int = BATCH,
                 stop_after: int | None = None) -> bool:
         """Rebuild one projection from position 0 into fresh tables, then swap
@@ -402,13 +305,14 @@ class Runner:
                     p.create(self.sql, suffix, indexes=False)
                     self._set_state(p.name + REBUILD, 0, p.version, suffix)
         targets = [(p, p.name + REBUILD, self._state(p.name + REBUILD)[2]) for p in projections]
-        try:
-            if not self._overlapped(targets, batch, progress, stop_after):
+        done = 0
+        while True:
+            n = self._step(targets, batch, progress)
+            done += n
+            if n == 0:
+                break
+            if stop_after is not None and done >= stop_after:
                 return False
-        except Moved:
-            pass  # another process rebuilds the same tables: go on a step at a time, from where it got
-        while self._step(targets, batch, progress):
-            pass
         with self.sql.transaction(lock="projections"):
             # Swap in one transaction: queries see the old tables or the new, never half.
             for p, shadow, suffix in targets:
