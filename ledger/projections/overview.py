@@ -76,6 +76,7 @@ LATEST = Table(
     current_only=True,  # a cache of ov_usage, changed by every report: a known-at query reads ov_usage
 )
 FIGURES = ("users", "framework", "progress")
+_USAGE = frozenset({UsageDay.Reported, UsageDay.ReportedAgain})
 # `overview --filter`: customers of a status, or with attention items.
 FILTERS = ("trial", "active", "closed", "attention")
 
@@ -107,6 +108,9 @@ class Overview(Projection):
         return []
 
     def apply(self, w: Writer, e: Any, n: Any) -> None:
+        if type(e) in _USAGE:  # most events: they need no aggregate id or effective date
+            self._usage(w, e)
+            return
         agg = e.originator_id.hex
         day = business_date(e.at).isoformat()
         match e:
@@ -115,28 +119,6 @@ class Overview(Projection):
             case Customer.TrialAttached() | Customer.SubscriptionAttached():
                 if e.partner:
                     w["ov_customers"].update(agg, partner=e.partner)
-            case UsageDay.Reported() | UsageDay.ReportedAgain():
-                domain, day = e.domain, e.day.isoformat()
-                usage = w["ov_usage"]
-                row = usage.get(domain, day) or {"domain": domain, "day": day, "activities": 0}
-                for col in ("users", "framework", "progress"):
-                    if getattr(e, col) is not None:
-                        row[col] = getattr(e, col)
-                row["activities"] = (row["activities"] or 0) + (e.activities or 0)
-                usage.put(row)
-                latest = w["ov_usage_latest"].get(domain) or {"domain": domain}
-                for col in FIGURES:  # a later report on the same day replaces the figure
-                    if getattr(e, col) is not None and (latest.get(col + "_day") or "") <= day:
-                        latest[col], latest[col + "_day"] = getattr(e, col), day
-                if e.activities:
-                    last = max(latest.get("last_activity") or day, day)
-                    recent = orjson.loads(latest.get("recent") or "{}")
-                    recent[day] = recent.get(day, 0) + e.activities
-                    cutoff = (date.fromisoformat(last) - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
-                    # The same compact text json.dumps(separators=(",", ":")) wrote: keys are ISO dates.
-                    latest["recent"] = orjson.dumps({d: n for d, n in sorted(recent.items()) if d > cutoff}).decode()
-                    latest["last_activity"] = last
-                w["ov_usage_latest"].put(latest)
             case Trial.Started():
                 w["ov_trials"].put({
                     "agg": agg, "trial": e.trial, "partner": e.partner, "domain": e.domain,
@@ -173,6 +155,31 @@ class Overview(Projection):
                 w["ov_charges"].put({"agg": agg, "charge": e.charge, "day": day, "period_end": iso(e.period_end)})
             case Subscription.Cancelled():
                 w["ov_subscriptions"].update(agg, cancelled_on=day)
+
+    @staticmethod
+    def _usage(w: Writer, e: Any) -> None:
+        """A day's usage report: the day's figures and activities, and the
+        domain's latest figures and recent activity."""
+        domain, day = e.domain, e.day.isoformat()
+        figures = {col: value for col in FIGURES if (value := getattr(e, col)) is not None}
+        usage = w["ov_usage"]
+        row = usage.get(domain, day) or {"domain": domain, "day": day, "activities": 0}
+        row.update(figures)
+        row["activities"] = (row["activities"] or 0) + (e.activities or 0)
+        usage.put(row)
+        latest = w["ov_usage_latest"].get(domain) or {"domain": domain}
+        for col, value in figures.items():  # a later report on the same day replaces the figure
+            if (latest.get(col + "_day") or "") <= day:
+                latest[col], latest[col + "_day"] = value, day
+        if e.activities:
+            last = max(latest.get("last_activity") or day, day)
+            recent = orjson.loads(latest.get("recent") or "{}")
+            recent[day] = recent.get(day, 0) + e.activities
+            cutoff = (date.fromisoformat(last) - timedelta(days=ACTIVITY_WINDOW_DAYS)).isoformat()
+            # The same compact text json.dumps(separators=(",", ":")) wrote: keys are ISO dates.
+            latest["recent"] = orjson.dumps({d: n for d, n in sorted(recent.items()) if d > cutoff}).decode()
+            latest["last_activity"] = last
+        w["ov_usage_latest"].put(latest)
 
 
 # -- queries -----------------------------------------------------------------
