@@ -53,10 +53,12 @@ def select_head(schema: str = "") -> str:
 def event_bytes(position: int, originator_id: Any, version: int, topic: str, state: bytes | str) -> bytes:
     """The stored event as length-prefixed fields, so no two rows share bytes.
     Tolerates a state stored as text (a tampered row must fail, not crash)."""
-    oid = originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)
+    oid = (originator_id.hex if isinstance(originator_id, UUID) else str(originator_id)).encode()
     raw = state.encode("utf-8", "surrogateescape") if isinstance(state, str) else bytes(state)
-    fields = [str(position).encode(), oid.encode(), str(version).encode(), str(topic).encode(), raw]
-    return b"".join(len(f).to_bytes(8, "big") + f for f in fields)
+    p, v, t = str(position).encode(), str(version).encode(), str(topic).encode()
+    # Written out rather than a loop over the fields: the ledger's hottest loop after JSON.
+    return b"".join((len(p).to_bytes(8, "big"), p, len(oid).to_bytes(8, "big"), oid, len(v).to_bytes(8, "big"), v,
+                     len(t).to_bytes(8, "big"), t, len(raw).to_bytes(8, "big"), raw))
 
 
 def link(previous: str, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> str:
