@@ -630,6 +630,24 @@ def test_demo_loads_once_and_a_second_run_applies_nothing(cli: Cli) -> None:
     assert "hunter2" not in first.out + first.err + second.out + second.err
 
 
+def test_the_demo_suggests_commands_a_new_user_can_run_as_they_are(tmp_path: Path, monkeypatch: Any) -> None:
+    """After the README's first command the virtual environment is not
+    activated: the demo's hints name the path it was started by, unless
+    `ledger` on PATH is that same program."""
+    from ledger.commandline.demo import program
+
+    exe = tmp_path / ".venv" / "bin" / "ledger"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert program(".venv/bin/ledger") == ".venv/bin/ledger"
+    monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")
+    assert program(".venv/bin/ledger") == "ledger"
+    assert program("-c") == "ledger" and program("/usr/bin/python3") == "ledger"
+
+
 # -- processes side by side -------------------------------------------------------------------
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the race is PostgreSQL's
 def test_processes_starting_together_on_postgres(cli: Cli) -> None:

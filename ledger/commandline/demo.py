@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -71,9 +74,21 @@ def demo(ctx: click.Context, seed: int, partners: int, deal_count: int) -> None:
     from ledger.export import statement_text
 
     click.echo("\n" + statement_text(ledger.statement(p, month)))
-    click.echo(f"\nTry:  ledger attention --partner {p}\n      ledger deals --summary\n"
-               f"      ledger statement --partner {p} --month {month} --csv\n"
-               f"      ledger statement --partner {p} --month {month} --xlsx {p}-{month}.xlsx")
+    run = program()
+    click.echo(f"\nTry:  {run} attention --partner {p}\n      {run} deals --summary\n"
+               f"      {run} statement --partner {p} --month {month} --csv\n"
+               f"      {run} statement --partner {p} --month {month} --xlsx {p}-{month}.xlsx")
+
+
+def program(argv0: str | None = None) -> str:
+    """How to run the ledger again from here: `ledger` when that is the one on
+    PATH, else the path it was started by (`.venv/bin/ledger` from a virtual
+    environment not activated, as the README's first command leaves it)."""
+    invoked = sys.argv[0] if argv0 is None else argv0
+    if os.path.basename(invoked) != "ledger" or not os.path.isfile(invoked):
+        return "ledger"  # started some other way (python -c, a test runner): the installed name
+    found = shutil.which("ledger")
+    return "ledger" if found and os.path.samefile(found, invoked) else invoked
 
 
 def _partners_in(lines: Iterable[str]) -> set[str]:

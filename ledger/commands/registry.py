@@ -113,7 +113,7 @@ register(CommandType(
     cli=("partner", "enroll"), positional=("partner",), keys={"partner": Partner}))
 register(CommandType(
     "set_commission_rate", m.SetCommissionRate, h.set_commission_rate, VENDOR,
-    "Change a partner's commission rate from the effective date (--on) on.",
+    "Change a partner's commission rate, in force from the effective date (--on).",
     cli=("partner", "set-rate"), positional=("partner", "commission_rate"), keys={"partner": Partner},
     ahead=AHEAD_ANY))  # it schedules a rate from its date
 
