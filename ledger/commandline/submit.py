@@ -55,6 +55,10 @@ def submit(ctx: click.Context, file: Any, problems_only: bool) -> None:
                 if not (problems_only and r.status in ("applied", "duplicate")):
                     click.echo(_reported(r, settings.json))
             progress(consumed, 0)
+            # With collections that rare, cyclic garbage would otherwise pile up
+            # with the file (100,000 commands: 668 MB); one full collection per
+            # chunk keeps the peak flat (204 MB) for 7 % of the time.
+            gc.collect()
             settings.done = (f"the {total} lines reported above are final ({counts['applied']} applied); "
                              "submit the file again to finish (nothing applies twice)")
     click.echo(_summary(total, counts, ledger.app.head(), settings.json))
