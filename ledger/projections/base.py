@@ -163,27 +163,25 @@ class Rows:
         key = self.table.key
         width = len(key)
         current = " AND t.valid_to IS NULL" if self.table.versioned else ""
-        out = []
         cols = ", ".join("t." + c for c in self._cols)
-        if self.sql.pg and wanted:
+        names = ", ".join("k_" + k for k in key)
+        joined = f"JOIN {self.physical} t ON " + " AND ".join(f"t.{k} = k.k_{k}" for k in key) + current
+        if self.sql.pg:
             # One array per key column (binary): one statement of any size,
             # planned alike, where a list of placeholders is parsed and planned anew.
             arrays = ", ".join(f"%b::{self.table.columns[k]}[]" for k in key)
-            text = (f"SELECT {cols} FROM unnest({arrays}) AS k({', '.join('k_' + k for k in key)}) "
-                    f"JOIN {self.physical} t ON " + " AND ".join(f"t.{k} = k.k_{k}" for k in key) + current)
-            return [(text, [list(c) for c in zip(*wanted)], wanted)]
+            return [(f"SELECT {cols} FROM unnest({arrays}) AS k({names}) {joined}",
+                     [list(c) for c in zip(*wanted)], wanted)] if wanted else []
+        out = []
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
-                text = (f"SELECT {', '.join('t.' + c for c in self._cols)} FROM {self.physical} t "
-                        f"WHERE t.{key[0]} IN ({','.join('?' * len(chunk))}){current}")
+                text = f"SELECT {cols} FROM {self.physical} t WHERE t.{key[0]} IN ({','.join('?' * len(chunk))}){current}"
             else:
                 # Joined to a VALUES list: SQLite scans the whole table for `(a, b) IN (...)`.
                 first = "(" + ", ".join(f"CAST(? AS {self.table.columns[k]})" for k in key) + ")"
                 rows = ", ".join([first] + ["(" + ",".join("?" * width) + ")"] * (len(chunk) - 1))
-                text = (f"WITH k({', '.join('k_' + k for k in key)}) AS (VALUES {rows}) "
-                        f"SELECT {', '.join('t.' + c for c in self._cols)} FROM k JOIN {self.physical} t ON "
-                        + " AND ".join(f"t.{k} = k.k_{k}" for k in key) + current)
+                text = f"WITH k({names}) AS (VALUES {rows}) SELECT {cols} FROM k {joined}"
             out.append((text, [v for k in chunk for v in k], chunk))
         return out
 
