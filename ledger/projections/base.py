@@ -176,7 +176,8 @@ class Rows:
         for start in range(0, len(wanted), 400):
             chunk = wanted[start : start + 400]
             if width == 1:
-                text = f"SELECT {cols} FROM {self.physical} t WHERE t.{key[0]} IN ({','.join('?' * len(chunk))}){current}"
+                marks = ",".join("?" * len(chunk))
+                text = f"SELECT {cols} FROM {self.physical} t WHERE t.{key[0]} IN ({marks}){current}"
             else:
                 # Joined to a VALUES list: SQLite scans the whole table for `(a, b) IN (...)`.
                 first = "(" + ", ".join(f"CAST(? AS {self.table.columns[k]})" for k in key) + ")"
